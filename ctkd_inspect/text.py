@@ -1,0 +1,327 @@
+"""Tokenizations: ids, vocabulary strings, readable pieces and ``[start, end)`` character spans of one text.
+
+How the quirks of real tokenizers are represented (every engine and front-end relies on these rules):
+
+- **Spans are character offsets into the original text** (Python ``str`` indices, i.e. code points), half-open.
+  They come from the fast tokenizer's offset mapping, so normalisation (lower-casing, accent stripping, NFC)
+  maps back to the original characters.
+- **Special tokens** (BOS/EOS/CLS/SEP, and added tokens marked special) are flagged ``special``; the ones a
+  post-processor inserts have the empty span ``(0, 0)``. Engines never align special tokens.
+- **Byte-level BPE** (Llama 3, GPT-2, Qwen, SmolLM2): a leading space is inside the token's span, and tokens
+  holding continuation bytes of one character all report that character's span, so spans overlap
+  (``ĠðŁ`` (9,11), ``¦`` (10,11), ``Ļ`` (10,11) for " 🦙").
+- **SentencePiece byte fallback** (Llama 2, Mistral, Gemma 3): each ``<0xNN>`` token of a multi-byte character
+  reports that character's span.
+- Tokens whose bytes do not form whole characters on their own are grouped into **byte clusters**: the shortest
+  runs of consecutive tokens whose bytes decode to complete characters. A cluster's ``text`` is what the run
+  decodes to (" 🦙"); front-ends draw a cluster as one cell, and each token's readable ``piece`` shows its
+  partial bytes as ``<0xNN>``.
+- **SentencePiece dummy prefix** (Llama 2, Mistral, Phi-3, XLM-R): the prepended ``▁`` has no source character;
+  ``▁Hi`` spans (0,2). Gemma has no dummy prefix.
+- **WordPiece** (BERT): spans exclude whitespace and characters the normaliser drops (control characters), so
+  the text has gaps no token covers; an unknown word becomes one ``[UNK]`` spanning the whole word.
+- **BOS defaults differ by tokenizer** (Llama 3 and Gemma add BOS, Qwen and GPT-2 do not; BERT adds CLS/SEP);
+  ``add_special_tokens=False`` tokenizes without any.
+- **Text clean-up:** lone surrogate code points (which cannot be encoded as UTF-8, e.g. from undecodable command
+  line bytes) are replaced by U+FFFD one for one, so offsets still index the text the caller passed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from .errors import InputError, TokenizerCapabilityError
+
+SPIECE = "\u2581"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+def _hex_errors(error: UnicodeDecodeError):
+    bad = error.object[error.start:error.end]
+    return "".join(f"<0x{b:02X}>" for b in bad), error.end
+
+
+codecs.register_error("ctkd-hex", _hex_errors)
+
+
+def clean_text(text: str) -> tuple[str, int]:
+    """Replace lone surrogates by U+FFFD (one for one, so offsets are unchanged); return the text and how many.
+
+    Raises:
+        InputError: ``text`` is not a string.
+    """
+    if not isinstance(text, str):
+        raise InputError(f"text must be a str, got {type(text).__name__}")
+    cleaned, count = _SURROGATES.subn("\ufffd", text)
+    return cleaned, count
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tokenizer profiles: how vocabulary strings map to bytes
+
+
+@dataclass(frozen=True)
+class TokenizerProfile:
+    """What kind of vocabulary a tokenizer has, derived once from its backend.
+
+    ``scheme`` is one of ``byte-level`` (GPT-2 style ``Ġ`` alphabet), ``sentencepiece`` (``▁`` marker, optional
+    ``<0xNN>`` byte fallback), ``wordpiece`` (``##`` continuation prefix) or ``plain``.
+    """
+
+    scheme: str
+    special_ids: frozenset[int]  # control tokens (BOS, EOS, chat markers...); never the unknown token
+    continuation_prefix: str = "##"
+
+
+def _component_state(component) -> str:
+    if component is None:
+        return ""
+    try:
+        state = component.__getstate__()
+        return state.decode("utf-8", "replace") if isinstance(state, bytes) else json.dumps(state)
+    except Exception:
+        return type(component).__name__
+
+
+def tokenizer_profile(tokenizer) -> TokenizerProfile:
+    """The :class:`TokenizerProfile` of a transformers fast tokenizer (cached on the object).
+
+    Raises:
+        TokenizerCapabilityError: the tokenizer has no Rust backend (it cannot report offsets).
+    """
+    cached = getattr(tokenizer, "_ctkd_profile", None)
+    if cached is not None:
+        return cached
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise TokenizerCapabilityError(
+            f"{type(tokenizer).__name__} is not a fast tokenizer and cannot report character offsets; load it "
+            "with use_fast=True or through ctkd_inspect.load_tokenizer")
+    model = type(backend.model).__name__
+    decoder = _component_state(backend.decoder)
+    pre = _component_state(backend.pre_tokenizer)
+    normalizer = _component_state(backend.normalizer)
+    if model == "WordPiece":
+        scheme = "wordpiece"
+        prefix = getattr(backend.model, "continuing_subword_prefix", "##") or "##"
+    elif "ByteLevel" in decoder or "ByteLevel" in pre:
+        scheme, prefix = "byte-level", "##"
+    elif SPIECE in decoder or SPIECE in pre or SPIECE in normalizer or "Metaspace" in pre:
+        scheme, prefix = "sentencepiece", "##"
+    else:
+        scheme, prefix = "plain", "##"
+    # "Special" means control tokens: the added tokens the backend itself marks special. transformers'
+    # all_special_ids is not used: some classes list every added token there (Gemma lists its whitespace-run
+    # pieces), and it includes the unknown token, which stands for real text and must be aligned like any other.
+    special = set()
+    try:
+        for index, added in backend.get_added_tokens_decoder().items():
+            if getattr(added, "special", False):
+                special.add(int(index))
+    except Exception:
+        pass
+    unk_id = getattr(tokenizer, "unk_token_id", None)
+    special.discard(unk_id)
+    profile = TokenizerProfile(scheme, frozenset(special), prefix)
+    try:
+        tokenizer._ctkd_profile = profile
+    except Exception:
+        pass
+    return profile
+
+
+@lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    from .sources.builders import byte_decoder
+
+    return byte_decoder()
+
+
+def token_bytes(token: str, scheme: str, continuation_prefix: str = "##") -> bytes:
+    """The bytes a vocabulary string stands for, under a tokenizer scheme.
+
+    >>> token_bytes("ĠðŁ", "byte-level")
+    b' \\xf0\\x9f'
+    >>> token_bytes("▁Hi", "sentencepiece"), token_bytes("<0x0A>", "sentencepiece")
+    (b' Hi', b'\\n')
+    >>> token_bytes("##ing", "wordpiece")
+    b'ing'
+    """
+    if scheme == "byte-level":
+        table = _byte_decoder()
+        if all(ch in table for ch in token):
+            return bytes(table[ch] for ch in token)
+        return token.encode("utf-8")
+    if scheme == "sentencepiece":
+        match = _BYTE_PIECE.match(token)
+        if match:
+            return bytes([int(match.group(1), 16)])
+        return token.replace(SPIECE, " ").encode("utf-8")
+    if scheme == "wordpiece" and token.startswith(continuation_prefix) and len(token) > len(continuation_prefix):
+        return token[len(continuation_prefix):].encode("utf-8")
+    return token.encode("utf-8")
+
+
+def readable_piece(raw: bytes) -> str:
+    """Bytes as text, with bytes that do not complete a character shown as ``<0xNN>``."""
+    return raw.decode("utf-8", errors="ctkd-hex")
+
+
+def byte_clusters(pieces_bytes: list[bytes], special: np.ndarray) -> list[tuple[int, int, str]]:
+    """The shortest runs ``(first, last, text)`` of consecutive non-special tokens whose bytes decode whole,
+    for runs of more than one token that contain a partial character (single whole tokens are not listed).
+
+    >>> byte_clusters([b" \\xf0\\x9f", b"\\xa6", b"\\x99", b"x"], np.zeros(4, bool))
+    [(0, 2, ' 🦙')]
+    """
+    clusters = []
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    start, buffer = None, b""
+    for index, raw in enumerate(pieces_bytes):
+        if special[index]:
+            if start is not None:  # an unfinished character interrupted by a special token: close it as is
+                clusters.append((start, index - 1, buffer.decode("utf-8", "ctkd-hex")))
+                start, buffer = None, b""
+                decoder.reset()
+            continue
+        decoder.decode(raw)
+        pending = decoder.getstate()[0]
+        if start is None:
+            if pending:
+                start, buffer = index, raw
+            continue
+        buffer += raw
+        if not pending:
+            clusters.append((start, index, buffer.decode("utf-8", "ctkd-hex")))
+            start, buffer = None, b""
+    if start is not None:
+        clusters.append((start, len(pieces_bytes) - 1, buffer.decode("utf-8", "ctkd-hex")))
+    return clusters
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the tokenization record
+
+
+@dataclass(eq=False)
+class Tokenization:
+    """One text cut by one tokenizer. Arrays are numpy, one entry per token, in token order.
+
+    Attributes:
+        name: the tokenizer's name as given by the user (alias, path or hub id).
+        text: the (cleaned) text every span indexes into.
+        ids, tokens: vocabulary ids and raw vocabulary strings (``convert_ids_to_tokens``).
+        pieces: readable text of each token (markers decoded: ``Ġ``/``▁`` → space, ``<0xNN>`` → byte; partial
+            characters as ``<0xNN>``; special tokens as their name).
+        starts, ends: ``[start, end)`` character spans into ``text``.
+        special: True for special tokens.
+        scheme: the vocabulary scheme (see :class:`TokenizerProfile`).
+        clusters: byte clusters, see :func:`byte_clusters`.
+        source: where the tokenizer came from (see :class:`ctkd_inspect.sources.TokenizerSource`), if known.
+    """
+
+    name: str
+    text: str
+    ids: np.ndarray
+    tokens: list[str]
+    pieces: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+    special: np.ndarray
+    scheme: str = "plain"
+    clusters: list[tuple[int, int, str]] = field(default_factory=list)
+    source: dict | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def zero_width(self) -> np.ndarray:
+        """True for tokens whose span is empty."""
+        return self.ends <= self.starts
+
+    def span_text(self, index: int) -> str:
+        """The original characters token ``index`` covers."""
+        return self.text[self.starts[index]:self.ends[index]]
+
+    def token_dicts(self) -> list[dict]:
+        """The per-token records of the JSON schema."""
+        return [
+            {"id": int(i), "token": t, "piece": p, "start": int(s), "end": int(e), "special": bool(sp)}
+            for i, t, p, s, e, sp in zip(self.ids, self.tokens, self.pieces, self.starts, self.ends, self.special)
+        ]
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "scheme": self.scheme, "tokens": self.token_dicts()}
+        if self.clusters:
+            out["byte_clusters"] = [{"first": a, "last": b, "text": t} for a, b, t in self.clusters]
+        if self.source:
+            out["source"] = self.source
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict, text: str) -> Tokenization:
+        tokens = data["tokens"]
+        return cls(
+            name=data["name"],
+            text=text,
+            ids=np.array([t["id"] for t in tokens], dtype=np.int64),
+            tokens=[t["token"] for t in tokens],
+            pieces=[t.get("piece", t["token"]) for t in tokens],
+            starts=np.array([t["start"] for t in tokens], dtype=np.int64),
+            ends=np.array([t["end"] for t in tokens], dtype=np.int64),
+            special=np.array([t["special"] for t in tokens], dtype=bool),
+            scheme=data.get("scheme", "plain"),
+            clusters=[(c["first"], c["last"], c["text"]) for c in data.get("byte_clusters", [])],
+            source=data.get("source"),
+        )
+
+
+def tokenize(tokenizer, text: str, *, name: str | None = None, add_special_tokens: bool = True) -> Tokenization:
+    """Tokenize ``text`` and return its :class:`Tokenization`.
+
+    Args:
+        tokenizer: a transformers fast tokenizer (e.g. from :func:`ctkd_inspect.load_tokenizer`).
+        text: any string; lone surrogates are replaced (see :func:`clean_text`).
+        name: the label to record (default: the tokenizer's ``name_or_path``).
+        add_special_tokens: let the tokenizer add its BOS/EOS/CLS/SEP as it does by default.
+
+    Raises:
+        InputError: ``text`` is not a string.
+        TokenizerCapabilityError: the tokenizer cannot report offsets.
+    """
+    text, _ = clean_text(text)
+    profile = tokenizer_profile(tokenizer)
+    backend = tokenizer.backend_tokenizer
+    # The Rust backend directly: transformers' __call__ adds nothing we need here and warns about lengths
+    # beyond the model's context, which does not apply to tokenization for alignment.
+    encoding = backend.encode(text, add_special_tokens=add_special_tokens)
+    ids = np.asarray(encoding.ids, dtype=np.int64)
+    offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+    mask = np.asarray(encoding.special_tokens_mask, dtype=bool)
+    special = mask | np.isin(ids, np.fromiter(profile.special_ids, dtype=np.int64, count=len(profile.special_ids)))
+    tokens = list(encoding.tokens)
+    raw = [token_bytes(t, profile.scheme, profile.continuation_prefix) if not sp else t.encode("utf-8")
+           for t, sp in zip(tokens, special)]
+    pieces = [t if sp else readable_piece(b) for t, b, sp in zip(tokens, raw, special)]
+    source = getattr(tokenizer, "ctkd_source", None)
+    return Tokenization(
+        name=name or (source.name if source else getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__),
+        text=text,
+        ids=ids,
+        tokens=tokens,
+        pieces=pieces,
+        starts=offsets[:, 0].copy(),
+        ends=offsets[:, 1].copy(),
+        special=special,
+        scheme=profile.scheme,
+        clusters=byte_clusters(raw, special),
+        source=source.to_dict() if source else None,
+    )
