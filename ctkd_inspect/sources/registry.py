@@ -69,7 +69,7 @@ _ALIASES = (
           "vocab/ggml-vocab-deepseek-coder.gguf", "gguf", "deepseek-ai/deepseek-coder-6.7b-base"),
     Alias("falcon", "Falcon", "byte-level BPE", 65024, "llama-cpp", "vocab/ggml-vocab-falcon.gguf", "gguf",
           "tiiuae/falcon-7b"),
-    Alias("mpt", "MPT (GPT-NeoX vocabulary)", "byte-level BPE", 50277, "llama-cpp", "vocab/ggml-vocab-mpt.gguf",
+    Alias("mpt", "MPT (GPT-NeoX vocabulary)", "byte-level BPE", 50432, "llama-cpp", "vocab/ggml-vocab-mpt.gguf",
           "gguf", "mosaicml/mpt-7b"),
     Alias("command-r", "Command R", "byte-level BPE", 256000, "llama-cpp", "vocab/ggml-vocab-command-r.gguf", "gguf",
           "CohereForAI/c4ai-command-r-v01"),

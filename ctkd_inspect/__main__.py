@@ -1,0 +1,5 @@
+"""``python -m ctkd_inspect`` runs the ``ctkd-inspect`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,287 @@
+"""The ``ctkd-inspect`` command (click + rich).
+
+``ctkd-inspect TEACHER STUDENT [TEXT]`` is the default command; subcommands: ``tokenizers``, ``fetch``.
+Data goes to stdout (the rendered view, or JSON with ``--json``); progress, warnings and errors go to stderr.
+Exit codes: 0 ok, 1 runtime error, 2 usage (bad option, empty text), 3 a tokenizer or model could not be
+resolved or loaded, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from .errors import CtkdError, ExitCode, InputError, exit_code_for
+
+# -------------------------------------------------------------------------------------------------------------
+# consoles and progress
+
+
+def _stdout_console():
+    from rich.console import Console
+
+    # Off a terminal rich would assume 80 columns; tables of token pieces read better wider, and a pipe or file
+    # has no width of its own. COLUMNS still wins when set.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+    return Console(soft_wrap=False, highlight=False, width=width)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def _download_progress():
+    """A progress bar on stderr for asset downloads; yields the callback to pass to the sources."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                        TimeRemainingColumn(), console=_stderr_console(), transient=True)
+    tasks: dict[str, int] = {}
+
+    def callback(asset: str, done: int, total: int, stage: str) -> None:
+        if asset not in tasks:
+            progress.start()
+            tasks[asset] = progress.add_task(f"fetching {asset}", total=total)
+        description = f"{'unpacking' if stage == 'unpack' else 'fetching'} {asset}"
+        progress.update(tasks[asset], completed=done, total=total, description=description)
+
+    try:
+        yield callback
+    finally:
+        if tasks:  # stopping a display that never started would still print a newline on stderr
+            progress.stop()
+
+
+def _fail(exc: BaseException) -> None:
+    """Print an error for people on stderr and exit with its code (never a traceback)."""
+    console = _stderr_console()
+    if isinstance(exc, KeyboardInterrupt):
+        console.print("[yellow]interrupted[/]")
+    else:
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+    sys.exit(exit_code_for(exc))
+
+
+def _guard(function):
+    """Run a command body, mapping this package's errors to exit codes and messages."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (CtkdError, KeyboardInterrupt) as exc:
+            _fail(exc)
+        except BrokenPipeError:  # `ctkd-inspect ... | head` closed the pipe: not an error
+            os._exit(0)
+
+    return wrapper
+
+
+# -------------------------------------------------------------------------------------------------------------
+# the group with a default command
+
+
+class _DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a subcommand, starts the default ``align`` command."""
+
+    default_command = "align"
+
+    def parse_args(self, ctx, args):
+        group_flags = {"--help", "-h", "--version"}
+        if args and args[0] not in self.commands and args[0] not in group_flags:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage(ctx.command_path, "TEACHER STUDENT [TEXT] [OPTIONS]\n"
+                              "       ctkd-inspect COMMAND [ARGS]...")
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ctkd-inspect", prog_name="ctkd-inspect")
+def main() -> None:
+    """Show how two tokenizers cut a text, which teacher tokens belong with which student tokens, and how well
+    they align.
+
+    \b
+    Examples:
+      ctkd-inspect llama3 gemma2 "The café costs 3.50€ 🦙"
+      echo "some text" | ctkd-inspect llama3 gemma2 --json
+      ctkd-inspect ./my-tokenizer/ bert --file notes.txt
+      ctkd-inspect tokenizers            # the offline aliases
+      ctkd-inspect fetch --all           # download every offline asset now
+
+    TEACHER and STUDENT are aliases (see `ctkd-inspect tokenizers`), paths to tokenizer files or folders, or
+    Hugging Face hub ids (used only when the hub is reachable).
+    """
+
+
+def _read_text(text: str | None, file: str | None) -> str:
+    if text is not None and file is not None:
+        raise click.UsageError("give the text either as an argument or with --file, not both")
+    if file is not None:
+        if file == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            try:
+                raw = Path(file).read_bytes()
+            except OSError as exc:
+                raise click.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="--file") from exc
+        return raw.decode("utf-8", errors="surrogateescape")
+    if text is not None:
+        return text
+    if not sys.stdin.isatty():
+        return sys.stdin.buffer.read().decode("utf-8", errors="surrogateescape")
+    raise click.UsageError("no text: pass TEXT, --file PATH, or pipe text on stdin")
+
+
+@main.command("align", hidden=True)
+@click.argument("teacher")
+@click.argument("student")
+@click.argument("text", required=False)
+@click.option("--file", "-f", "file", metavar="PATH", help="Read the text from a file ('-' for stdin).")
+@click.option("--engine", "-e", default="span", show_default=True, metavar="NAME",
+              help="Alignment engine: span (character-span components).")
+@click.option("--json", "as_json", is_flag=True, help="Print the alignment as JSON (schema in the README).")
+@click.option("--indent", type=int, default=None, help="Indent the JSON output.")
+@click.option("--no-special-tokens", is_flag=True, help="Tokenize without BOS/EOS/CLS/SEP.")
+@click.option("--max-groups", type=click.IntRange(min=0), default=80, show_default=True,
+              help="Rows of the group table to show (0 hides it); JSON always has every group.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="CTKD_INSPECT_CACHE",
+              help="Cache folder (default: $CTKD_INSPECT_CACHE or ~/.cache/ctkd-inspect).")
+@_guard
+def align_command(teacher, student, text, file, engine, as_json, indent, no_special_tokens, max_groups, cache_dir):
+    """Align TEXT as cut by TEACHER and STUDENT and show both tokenizations, the groups and the metrics."""
+    from .api import align
+    from .engines import engine_names
+    from .sources import load_tokenizer
+    from .text import clean_text
+
+    if engine not in engine_names():
+        raise click.BadParameter(f"unknown engine {engine!r}; available: {', '.join(engine_names())}",
+                                 param_hint="--engine")
+    raw = _read_text(text, file)
+    cleaned, replaced = clean_text(raw)
+    if replaced:
+        _stderr_console().print(f"[yellow]note:[/] {replaced} invalid code point(s) (undecodable bytes or lone "
+                                "surrogates) were replaced by U+FFFD; spans index the cleaned text")
+    if not cleaned:
+        raise InputError("the text is empty; nothing to align")
+    with _download_progress() as progress:
+        teacher_tok = load_tokenizer(teacher, cache_dir=cache_dir, progress=progress)
+        student_tok = load_tokenizer(student, cache_dir=cache_dir, progress=progress)
+    from .text import tokenize
+
+    teacher_t = tokenize(teacher_tok, cleaned, name=teacher, add_special_tokens=not no_special_tokens)
+    student_t = tokenize(student_tok, cleaned, name=student, add_special_tokens=not no_special_tokens)
+    result = align(teacher_t, student_t, cleaned, engine=engine, add_special_tokens=not no_special_tokens)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=indent, default=_json_default))
+        return
+    from .rich_view import render_alignment
+
+    render_alignment(_stdout_console(), result, max_groups=max_groups)
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value).__name__)
+
+
+@main.command("tokenizers")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="CTKD_INSPECT_CACHE", help="Cache folder.")
+@_guard
+def tokenizers_command(as_json, cache_dir):
+    """List the offline aliases: family, vocabulary, source package, official hub id, whether cached."""
+    from .sources.assets import ASSETS, is_fetched
+    from .sources.registry import ALIASES
+
+    root = Path(cache_dir).expanduser() if cache_dir else None
+    rows = []
+    for alias in ALIASES.values():
+        package = ", ".join(f"{p.name}=={p.version}" for p in ASSETS[alias.asset].packages[:1])
+        rows.append({"alias": alias.name, "family": alias.family, "kind": alias.kind, "vocab_size": alias.vocab_size,
+                     "source": package, "file": alias.file, "hub_id": alias.hub_id,
+                     "cached": is_fetched(alias.asset, root), "note": alias.note})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="offline tokenizer aliases", title_justify="left", box=box.SIMPLE_HEAD)
+    widths = {"alias": 14, "kind": 16, "vocab": 7, "source package": 16, "official hub id": 26, "cached": 6}
+    for column, width in widths.items():
+        table.add_column(column, min_width=width, overflow="fold", justify="right" if column == "vocab" else "left")
+    for row in rows:
+        table.add_row(row["alias"], row["kind"], f"{row['vocab_size']:,}", row["source"],
+                      row["hub_id"], "[green]yes[/]" if row["cached"] else "no")
+    _stdout_console().print(table)
+
+
+@main.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--all", "fetch_all", is_flag=True, help="Fetch every offline asset (about 420 MB).")
+@click.option("--force", is_flag=True, help="Download again even when cached.")
+@click.option("--verify", is_flag=True, help="Re-hash cached files against their manifests instead of fetching.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="CTKD_INSPECT_CACHE", help="Cache folder.")
+@_guard
+def fetch_command(names, fetch_all, force, verify, cache_dir):
+    """Download the files behind aliases (or assets) into the cache, with checksums, so later runs are offline.
+
+    NAMES are aliases (llama3, gemma2, ...) or asset keys (llama-cpp, draive, ...). The package client (pip)
+    downloads pinned, hash-checked archives; set PIP_INDEX_URL to use a mirror.
+    """
+    from .sources.assets import ASSETS, asset_summary, fetch_asset, verify_asset
+    from .sources.registry import find_alias
+
+    if not names and not fetch_all:
+        raise click.UsageError("name the aliases to fetch, or pass --all")
+    root = Path(cache_dir).expanduser() if cache_dir else None
+    keys: list[str] = []
+    for name in (ASSETS if fetch_all else names):
+        alias = find_alias(name)
+        key = alias.asset if alias else name
+        if key not in ASSETS:
+            from .errors import TokenizerNotFound
+            from .sources import _suggest
+
+            suggestions = _suggest(name)
+            hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+            raise TokenizerNotFound(f"{name!r} is neither an alias nor an asset.{hint}", suggestions)
+        if key not in keys:
+            keys.append(key)
+    err = _stderr_console()
+    if verify:
+        bad = [key for key in keys if not verify_asset(key, root)]
+        for key in keys:
+            err.print(f"{key}: {'[red]damaged or missing[/]' if key in bad else '[green]ok[/]'}")
+        if bad:
+            sys.exit(int(ExitCode.RUNTIME))
+        return
+    with _download_progress() as progress:
+        for key in keys:
+            entry = fetch_asset(key, root, force=force, progress=progress)
+            summary = asset_summary(key, root)
+            err.print(f"[green]✓[/] {key}: {summary['bytes_on_disk'] / 1e6:.1f} MB in {entry}")
+
+
+def run() -> None:  # pragma: no cover - console-script shim for `python -m ctkd_inspect`
+    main()

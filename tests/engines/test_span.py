@@ -1,0 +1,247 @@
+"""The span-component engine: hand vectors, the sweep against networkx, and properties on real tokenizers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ctkd_inspect import align
+from ctkd_inspect.engines.span import SpanEngine, _components_general, _components_sorted, span_groups
+from ctkd_inspect.errors import EngineError
+
+from .helpers import assert_engine_invariants, from_pieces, from_spans
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from two_pointer import two_pointer_groups  # noqa: E402
+
+
+def groups_of(alignment):
+    return [(list(g.teacher), list(g.student)) for g in alignment.groups]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# hand vectors (research/methods.md §9)
+
+
+@pytest.mark.parametrize("strip", [False, True])
+def test_sedi_clowder_groups(strip):
+    """Vector 5: 'A group of cats is called a clowder.' (the expected groups, written teacher first)."""
+    teacher = from_pieces("t", ["A", " group", " of", " cats", " is", " call", "ed", " a", " cl", "owder", "."],
+                          strip_leading_space=strip)
+    student = from_pieces("s", ["A", " group", " of", " c", "ats", " is", " called", " a", " c", "low", "der", "."],
+                          strip_leading_space=strip)
+    result = SpanEngine().align(teacher, student)
+    assert groups_of(result) == [([0], [0]), ([1], [1]), ([2], [2]), ([3], [3, 4]), ([4], [5]), ([5, 6], [6]),
+                                 ([7], [7]), ([8, 9], [8, 9, 10]), ([10], [11])]
+    assert result.shapes() == ["1:1", "1:1", "1:1", "1:n", "1:1", "n:1", "1:1", "n:m", "1:1"]
+    assert_engine_invariants(result)
+
+
+def test_crossing_characters_make_one_group():
+    """Vector 3: teacher ab|c, student a|bc -> one 2:2 group (DTW would report two 1:1 pairs)."""
+    result = SpanEngine().align(from_pieces("t", ["ab", "c"]), from_pieces("s", ["a", "bc"]))
+    assert groups_of(result) == [([0, 1], [0, 1])]
+    assert result.metrics["alignment_rate"] == 0.0
+
+
+def test_touching_spans_do_not_connect_and_zero_width_is_alone():
+    """Vector 6: (0,3) and (3,5) only touch; a zero-width token at 5 forms a group with no partner."""
+    teacher = from_spans("t", "abcde", [(0, 3), (3, 5), (5, 5)])
+    student = from_spans("s", "abcde", [(0, 3), (3, 5)])
+    result = SpanEngine().align(teacher, student)
+    assert groups_of(result) == [([0], [0]), ([1], [1]), ([2], [])]
+    assert result.unmatched()["teacher"] == [{"index": 2, "reason": "zero-width"}]
+    assert result.metrics["unmatched"]["teacher"]["zero-width"] == 1
+    assert_engine_invariants(result)
+
+
+def test_zero_width_between_groups_comes_before_the_group_starting_there():
+    teacher = from_spans("t", "abcde", [(0, 3), (3, 5)])
+    student = from_spans("s", "abcde", [(0, 3), (3, 3), (3, 5)])
+    result = SpanEngine().align(teacher, student)
+    assert groups_of(result) == [([0], [0]), ([], [1]), ([1], [2])]
+    assert_engine_invariants(result)
+
+
+def test_zero_width_inside_a_group_is_carried_by_it():
+    teacher = from_spans("t", "abcdef", [(0, 3), (3, 3), (3, 6)])
+    student = from_spans("s", "abcdef", [(0, 6)])
+    assert groups_of(SpanEngine().align(teacher, student)) == [([0, 1, 2], [0])]
+
+
+def test_special_tokens_are_in_no_group():
+    teacher = from_spans("t", "hello", [(0, 0), (0, 5)], special=[True, False])
+    student = from_spans("s", "hello", [(0, 2), (2, 5), (0, 0)], special=[False, False, True])
+    result = SpanEngine().align(teacher, student)
+    assert groups_of(result) == [([1], [0, 1])]
+    assert result.unmatched() == {"teacher": [{"index": 0, "reason": "special"}],
+                                  "student": [{"index": 2, "reason": "special"}]}
+
+
+def test_uncovered_characters_leave_tokens_without_partner():
+    """BERT drops whitespace: the teacher's space token has no student partner."""
+    teacher = from_spans("t", "a b", [(0, 1), (1, 2), (2, 3)])
+    student = from_spans("s", "a b", [(0, 1), (2, 3)])
+    result = SpanEngine().align(teacher, student)
+    assert groups_of(result) == [([0], [0]), ([1], []), ([2], [1])]
+    assert result.unmatched()["teacher"] == [{"index": 1, "reason": "no-partner"}]
+
+
+def test_engine_rejects_options_and_mismatched_texts():
+    t = from_pieces("t", ["ab"])
+    with pytest.raises(EngineError, match="no options"):
+        SpanEngine().align(t, t, band=3)
+    with pytest.raises(EngineError, match="different texts"):
+        span_groups(t, from_pieces("s", ["ac"]))
+
+
+def test_empty_text_gives_no_groups_and_none_rates():
+    result = align("llama3", "gemma2", "")
+    assert len(result.table) == 0
+    assert result.metrics["alignment_rate"] is None and result.metrics["text_coverage_1to1"] is None
+    assert result.unmatched()["teacher"] == [{"index": 0, "reason": "special"}]  # <|begin_of_text|>
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the sweep against networkx on fuzzed spans
+
+
+def networkx_partition(ts, te, ss, se):
+    graph = nx.Graph()
+    graph.add_nodes_from([("t", i) for i in range(len(ts))] + [("s", j) for j in range(len(ss))])
+    graph.add_edges_from((("t", i), ("s", j)) for i in range(len(ts)) for j in range(len(ss))
+                         if ts[i] < se[j] and ss[j] < te[i])
+    return {frozenset(c) for c in nx.connected_components(graph)}
+
+
+def our_partition(t_comp, s_comp):
+    parts: dict = {}
+    singles = set()
+    for side, comp in (("t", t_comp), ("s", s_comp)):
+        for k, c in enumerate(comp):
+            if c < 0:
+                singles.add(frozenset([(side, k)]))
+            else:
+                parts.setdefault(c, set()).add((side, k))
+    return {frozenset(p) for p in parts.values()} | singles
+
+
+@st.composite
+def sorted_spans(draw, length):
+    """Spans as real tokenizers produce them: a left-to-right cut, with gaps, shared byte spans, overlaps."""
+    spans, position = [], 0
+    while position < length:
+        step = draw(st.integers(1, 4))
+        kind = draw(st.sampled_from(["token", "token", "token", "gap", "bytes", "prefix"]))
+        end = min(length, position + step)
+        if kind == "gap":
+            pass
+        elif kind == "bytes":  # several tokens sharing one character's span
+            spans += [(position, position + 1)] * draw(st.integers(2, 4))
+            end = position + 1
+        elif kind == "prefix":  # a lone marker token overlapping the next token (Llama 2's leading space)
+            spans += [(position, position + 1), (position, end)]
+        else:
+            spans.append((position, end))
+        position = end
+    return spans
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_sorted_sweep_equals_networkx(data):
+    length = data.draw(st.integers(1, 40))
+    t = data.draw(sorted_spans(length))
+    s = data.draw(sorted_spans(length))
+    ts, te = (np.array([a for a, _ in t], dtype=np.int64), np.array([b for _, b in t], dtype=np.int64))
+    ss, se = (np.array([a for a, _ in s], dtype=np.int64), np.array([b for _, b in s], dtype=np.int64))
+    expected = networkx_partition(ts, te, ss, se)
+    t_comp, s_comp, _ = _components_sorted(ts, te, ss, se)
+    assert our_partition(t_comp, s_comp) == expected
+    t_comp, s_comp, _ = _components_general(ts, te, ss, se)
+    assert our_partition(t_comp, s_comp) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(1, 8)), max_size=25),
+       st.lists(st.tuples(st.integers(0, 30), st.integers(1, 8)), max_size=25))
+def test_general_union_find_equals_networkx_on_unsorted_spans(t, s):
+    ts = np.array([a for a, _ in t], dtype=np.int64)
+    te = ts + np.array([w for _, w in t], dtype=np.int64)
+    ss = np.array([a for a, _ in s], dtype=np.int64)
+    se = ss + np.array([w for _, w in s], dtype=np.int64)
+    t_comp, s_comp, _ = _components_general(ts, te, ss, se)
+    assert our_partition(t_comp, s_comp) == networkx_partition(ts, te, ss, se)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# real tokenizer pairs and random Unicode
+
+PAIRS = [("llama3", "gemma2"), ("gemma3", "smollm2"), ("llama2", "qwen2"), ("mistral", "gpt2"), ("xlm-r", "bert"),
+         ("phi3", "llama3"), ("tekken", "gemma3")]
+TRICKY = ["🦙", "👩‍👩‍👧‍👦", "é", "e\u0301", "\u200b", "\t", "\n", "  ", "\x00", "مرحبا", "日本語", "ﬁ", "Ⅻ",
+          "\u00a0", "🇩🇪", "ẞ", "İ", "\ufeff", "\r\n", "𝔘", "ǅ", "a" * 120]
+text_strategy = st.lists(st.one_of(st.text(max_size=12), st.sampled_from(TRICKY)), max_size=8).map("".join)
+
+
+def covered(tokens, indices):
+    chars = set()
+    for i in indices:
+        chars.update(range(int(tokens.starts[i]), int(tokens.ends[i])))
+    return chars
+
+
+def check_real_alignment(result):
+    assert_engine_invariants(result)
+    t, s = result.teacher, result.student
+    t_cover = covered(t, np.flatnonzero(~t.special))
+    s_cover = covered(s, np.flatnonzero(~s.special))
+    for group in result.groups:
+        # both sides of a group span the same characters, except characters the other tokenizer covers with no
+        # token at all (BERT drops whitespace and control characters)
+        assert covered(t, group.teacher) & s_cover == covered(s, group.student) & t_cover
+    # the sweep equals networkx components over the same tokens
+    t_idx = np.flatnonzero(~t.special & (t.ends > t.starts))
+    s_idx = np.flatnonzero(~s.special & (s.ends > s.starts))
+    expected = networkx_partition(t.starts[t_idx], t.ends[t_idx], s.starts[s_idx], s.ends[s_idx])
+    relabel = {("t", int(k)): ("t", n) for n, k in enumerate(t_idx)}
+    relabel.update({("s", int(k)): ("s", n) for n, k in enumerate(s_idx)})
+    ours = set()
+    for group in result.groups:
+        members = [("t", i) for i in group.teacher] + [("s", j) for j in group.student]
+        ours.add(frozenset(relabel[m] for m in members if m in relabel))
+    assert ours - {frozenset()} == expected
+
+
+@pytest.mark.parametrize(("teacher", "student"), PAIRS)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=text_strategy)
+def test_properties_on_real_pairs_and_random_unicode(teacher, student, text):
+    check_real_alignment(align(teacher, student, text))
+
+
+@pytest.mark.parametrize(("teacher", "student"), PAIRS)
+def test_properties_on_the_real_corpus(teacher, student, corpus):
+    for text in corpus[::25]:
+        check_real_alignment(align(teacher, student, text))
+
+
+@pytest.mark.parametrize(("teacher", "student"), [("llama3", "gemma2"), ("gemma3", "smollm2"), ("mistral", "qwen2")])
+def test_two_pointer_oracle_agrees_on_full_coverage_pairs(teacher, student, corpus):
+    """TRL GOLD / tokenkit style two-pointer grouping equals the components when both sides cover every
+    character."""
+    for text in corpus[::10]:
+        result = align(teacher, student, text)
+        t, s = result.teacher, result.student
+        t_idx = np.flatnonzero(~t.special & (t.ends > t.starts))
+        s_idx = np.flatnonzero(~s.special & (s.ends > s.starts))
+        walked = two_pointer_groups(t.starts[t_idx].tolist(), t.ends[t_idx].tolist(), s.starts[s_idx].tolist(),
+                                    s.ends[s_idx].tolist())
+        expected = [(t_idx[a].tolist(), s_idx[b].tolist()) for a, b in walked]
+        assert groups_of(result) == expected

@@ -1,0 +1,116 @@
+"""The ctkd-inspect command as a user runs it: output, JSON, input channels, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from ctkd_inspect.cli import main
+
+TEXT = "The café costs 3.50€ 🦙 — naïve\tcode: x+=1"
+
+
+def run(*args, stdin=None):
+    return CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
+
+
+def test_default_command_renders_ribbons_groups_and_metrics():
+    out = run("llama3", "gemma2", TEXT)
+    assert out.exit_code == 0, out.output
+    assert "teacher llama3" in out.output and "student gemma2" in out.output
+    assert "alignment rate" in out.output and "n:m" in out.output and "🦙×3" in out.output
+    assert "⇥" in out.output  # the tab is visible
+
+
+def test_json_is_the_schema_with_real_tokens():
+    out = run("llama3", "gemma2", TEXT, "--json")
+    assert out.exit_code == 0
+    data = json.loads(out.stdout)
+    assert data["teacher"]["tokens"][1]["token"] == "The" and data["student"]["tokens"][1]["token"] == "The"
+    assert data["engine"] == "span" and 0 < data["metrics"]["alignment_rate"] < 1
+
+
+def test_console_script_and_stdout_stderr_split(tmp_path):
+    """The installed `ctkd-inspect` command: JSON alone on stdout, nothing on stderr on success."""
+    exe = os.path.join(os.path.dirname(sys.executable), "ctkd-inspect")
+    proc = subprocess.run([exe, "llama3", "gemma2", "hello world", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    json.loads(proc.stdout)
+    assert proc.stderr == ""
+
+
+def test_text_from_stdin_and_file(tmp_path):
+    assert json.loads(run("llama3", "gemma2", "--json", stdin="from stdin").stdout)["text"] == "from stdin"
+    path = tmp_path / "text.txt"
+    path.write_bytes("from a file\n".encode() + b"\xff")  # one undecodable byte
+    out = CliRunner().invoke(main, ["llama3", "gemma2", "--file", str(path), "--json"])
+    assert out.exit_code == 0
+    assert json.loads(out.stdout)["text"] == "from a file\n\ufffd"
+    assert "replaced by U+FFFD" in out.stderr
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["lama3", "gemma2", "x"], 3, "Did you mean: llama3"),
+    (["./missing/tok.json", "gemma2", "x"], 3, "no such file"),
+    (["llama3", "gemma2", ""], 2, "empty"),
+    (["llama3", "gemma2", "x", "--engine", "nope"], 2, "unknown engine"),
+    (["llama3", "gemma2", "x", "--file", "also.txt"], 2, "not both"),
+    (["llama3"], 2, "Missing argument"),
+    (["fetch"], 2, "pass --all"),
+    (["fetch", "nonsense-alias"], 3, "neither an alias nor an asset"),
+])
+def test_bad_input_gets_a_message_and_an_exit_code(args, code, message):
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == code, out.output
+    assert message in out.output
+    assert "Traceback" not in out.output
+
+
+def test_corrupt_tokenizer_file_exit_code_3(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text('{"model": {"type": "BPE", "vocab": {')
+    out = CliRunner().invoke(main, [str(path), "gemma2", "x"])
+    assert out.exit_code == 3 and "could not load a tokenizer" in out.output
+
+
+@pytest.mark.parametrize("text", ["   ", "\x00\x07 NUL and bell", "שלום עולם", "e\u0301 combining",
+                                  "👩‍👩‍👧‍👦 family", "🦙" * 3])
+def test_hard_texts_render_without_errors(text):
+    out = run("llama3", "bert", text)
+    assert out.exit_code == 0
+    assert "alignment rate" in out.output
+
+
+def test_long_text_table_is_capped_but_json_is_complete():
+    text = TEXT * 3000  # ~120k characters
+    out = run("llama3", "gemma2", text, "--max-groups", "5")
+    assert out.exit_code == 0 and "more groups" in out.output
+    data = json.loads(run("llama3", "gemma2", text, "--json").stdout)
+    assert data["metrics"]["groups"] == len(data["groups"]) > 30000
+
+
+def test_no_special_tokens_flag():
+    data = json.loads(run("llama3", "gemma2", "hi", "--json", "--no-special-tokens").stdout)
+    assert not any(t["special"] for t in data["teacher"]["tokens"] + data["student"]["tokens"])
+
+
+def test_tokenizers_and_fetch_commands():
+    out = run("tokenizers", "--json")
+    rows = json.loads(out.stdout)
+    assert {"llama3", "gemma2", "bert", "xlm-r"} <= {r["alias"] for r in rows}
+    assert all(r["cached"] for r in rows if r["alias"] in ("llama3", "gemma2"))
+    assert "meta-llama/Meta-Llama-3-8B" in run("tokenizers").output
+    out = CliRunner().invoke(main, ["fetch", "llama3", "gemma2"])
+    assert out.exit_code == 0 and "llama-models" in out.output and "draive" in out.output
+    out = CliRunner().invoke(main, ["fetch", "llama3", "--verify"])
+    assert out.exit_code == 0 and "ok" in out.output
+
+
+def test_help_and_version():
+    assert "Examples" in run("--help").output
+    assert run("--version").output.startswith("ctkd-inspect")

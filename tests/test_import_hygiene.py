@@ -1,0 +1,34 @@
+"""The core imports no UI toolkit and no torch (DESIGN.md, principle 1)."""
+
+import subprocess
+import sys
+
+import pytest
+
+CORE_MODULES = [
+    "ctkd_inspect", "ctkd_inspect.api", "ctkd_inspect.sources", "ctkd_inspect.text", "ctkd_inspect.alignment",
+    "ctkd_inspect.metrics", "ctkd_inspect.render", "ctkd_inspect.engines", "ctkd_inspect.engines.span",
+]
+FORBIDDEN = ["torch", "textual", "ipywidgets", "click", "rich"]
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_module_imports_nothing_forbidden(module):
+    code = (f"import sys, importlib; importlib.import_module({module!r}); "
+            f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"{module} imported {out}"
+
+
+def test_alignment_runs_without_torch_or_ui():
+    """A whole span alignment, including tokenizer loading, with torch blocked from importing."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import ctkd_inspect\n"
+        "a = ctkd_inspect.align('llama3', 'gemma2', 'The café costs 3.50€')\n"
+        "assert a.metrics['alignment_rate'] > 0\n"
+        f"print(','.join(m for m in {FORBIDDEN!r} if sys.modules.get(m) is not None))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
