@@ -77,22 +77,22 @@ def metrics_panel(alignment: Alignment) -> Panel:
         return "n/a" if value is None else f"{value:.1%}"
 
     shapes = "  ".join(f"{name} {count}" for name, count in m.get("shapes", {}).items() if count)
-    lines = [
-        f"alignment rate  [bold]{pct(m.get('alignment_rate'))}[/]  (student tokens in exact 1:1 groups)",
-        f"groups          {m.get('groups', 0)}   {shapes}",
-        f"text in 1:1     {pct(m.get('text_coverage_1to1'))}   exact {pct(m.get('text_coverage_exact'))}",
-        f"fertility       {m['fertility']:.3f} student tokens per teacher token" if m.get("fertility") else
-        "fertility       n/a",
+    rows = [
+        ("alignment rate", f"[bold]{pct(m.get('alignment_rate'))}[/]  (student tokens in exact 1:1 groups)"),
+        ("groups", f"{m.get('groups', 0)}   {shapes}"),
+        ("text in 1:1", f"{pct(m.get('text_coverage_1to1'))}   exact {pct(m.get('text_coverage_exact'))}"),
+        ("fertility", f"{m['fertility']:.3f} student tokens per teacher token" if m.get("fertility") else "n/a"),
     ]
     for side in ("teacher", "student"):
         counts = m.get("unmatched", {}).get(side, {})
-        detail = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "none"
-        lines.append(f"unmatched {side:<8}{detail}")
+        rows.append((f"unmatched ({side})", ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "none"))
     for key, value in m.items():
         if key not in ("alignment_rate", "groups", "shapes", "exact_groups", "text_coverage_1to1",
                        "text_coverage_exact", "unmatched", "tokens", "fertility", "max_group_tokens") \
                 and isinstance(value, (int, float)) and not isinstance(value, bool):
-            lines.append(f"{key:<16}{value:.4g}" if isinstance(value, float) else f"{key:<16}{value}")
+            rows.append((key.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else str(value)))
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [f"{label:<{width}}{value}" for label, value in rows]
     return Panel("\n".join(lines), title=f"metrics · engine {escape(alignment.engine)}", title_align="left",
                  box=box.ROUNDED, expand=False)
 

@@ -79,6 +79,10 @@ class TokenizerProfile:
     special_ids: frozenset[int]  # control tokens (BOS, EOS, chat markers...); never the unknown token
     continuation_prefix: str = "##"
 
+    @property
+    def special_id_array(self) -> np.ndarray:
+        return np.fromiter(sorted(self.special_ids), dtype=np.int64, count=len(self.special_ids))
+
 
 def _component_state(component) -> str:
     if component is None:
@@ -218,29 +222,49 @@ class Tokenization:
         name: the tokenizer's name as given by the user (alias, path or hub id).
         text: the (cleaned) text every span indexes into.
         ids, tokens: vocabulary ids and raw vocabulary strings (``convert_ids_to_tokens``).
-        pieces: readable text of each token (markers decoded: ``Ġ``/``▁`` → space, ``<0xNN>`` → byte; partial
-            characters as ``<0xNN>``; special tokens as their name).
         starts, ends: ``[start, end)`` character spans into ``text``.
-        special: True for special tokens.
+        special: True for special (control) tokens.
         scheme: the vocabulary scheme (see :class:`TokenizerProfile`).
-        clusters: byte clusters, see :func:`byte_clusters`.
         source: where the tokenizer came from (see :class:`ctkd_inspect.sources.TokenizerSource`), if known.
+        pieces: readable text of each token (markers decoded: ``Ġ``/``▁`` → space, ``<0xNN>`` → byte; partial
+            characters as ``<0xNN>``; special tokens as their name). Computed on first access.
+        clusters: byte clusters, see :func:`byte_clusters`. Computed on first access.
     """
 
     name: str
     text: str
     ids: np.ndarray
     tokens: list[str]
-    pieces: list[str]
     starts: np.ndarray
     ends: np.ndarray
     special: np.ndarray
     scheme: str = "plain"
-    clusters: list[tuple[int, int, str]] = field(default_factory=list)
     source: dict | None = None
+    continuation_prefix: str = "##"
+    _pieces: list[str] | None = field(default=None, repr=False)
+    _clusters: list[tuple[int, int, str]] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def token_bytes(self) -> list[bytes]:
+        """The bytes each token stands for (special tokens: their name in UTF-8)."""
+        return [t.encode("utf-8") if sp else token_bytes(t, self.scheme, self.continuation_prefix)
+                for t, sp in zip(self.tokens, self.special.tolist())]
+
+    @property
+    def pieces(self) -> list[str]:
+        if self._pieces is None:
+            raw = self.token_bytes()
+            self._pieces = [t if sp else readable_piece(b)
+                            for t, b, sp in zip(self.tokens, raw, self.special.tolist())]
+        return self._pieces
+
+    @property
+    def clusters(self) -> list[tuple[int, int, str]]:
+        if self._clusters is None:
+            self._clusters = byte_clusters(self.token_bytes(), self.special)
+        return self._clusters
 
     @property
     def zero_width(self) -> np.ndarray:
@@ -254,8 +278,9 @@ class Tokenization:
     def token_dicts(self) -> list[dict]:
         """The per-token records of the JSON schema."""
         return [
-            {"id": int(i), "token": t, "piece": p, "start": int(s), "end": int(e), "special": bool(sp)}
-            for i, t, p, s, e, sp in zip(self.ids, self.tokens, self.pieces, self.starts, self.ends, self.special)
+            {"id": i, "token": t, "piece": p, "start": s, "end": e, "special": sp}
+            for i, t, p, s, e, sp in zip(self.ids.tolist(), self.tokens, self.pieces, self.starts.tolist(),
+                                         self.ends.tolist(), self.special.tolist())
         ]
 
     def to_dict(self) -> dict:
@@ -274,14 +299,37 @@ class Tokenization:
             text=text,
             ids=np.array([t["id"] for t in tokens], dtype=np.int64),
             tokens=[t["token"] for t in tokens],
-            pieces=[t.get("piece", t["token"]) for t in tokens],
             starts=np.array([t["start"] for t in tokens], dtype=np.int64),
             ends=np.array([t["end"] for t in tokens], dtype=np.int64),
             special=np.array([t["special"] for t in tokens], dtype=bool),
             scheme=data.get("scheme", "plain"),
-            clusters=[(c["first"], c["last"], c["text"]) for c in data.get("byte_clusters", [])],
             source=data.get("source"),
+            _pieces=[t.get("piece", t["token"]) for t in tokens],
+            _clusters=[(c["first"], c["last"], c["text"]) for c in data.get("byte_clusters", [])],
         )
+
+
+def _special_flags(ids: np.ndarray, mask, profile: TokenizerProfile) -> np.ndarray:
+    """Special = inserted by the post-processor (the encoding's mask) or a control token id."""
+    special = np.asarray(mask, dtype=bool)
+    if profile.special_ids:
+        special |= np.isin(ids, profile.special_id_array)
+    return special
+
+
+def _from_encoding(encoding, text: str, name: str, profile: TokenizerProfile, source) -> Tokenization:
+    ids = np.asarray(encoding.ids, dtype=np.int64)
+    offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+    special = _special_flags(ids, encoding.special_tokens_mask, profile)
+    return Tokenization(name=name, text=text, ids=ids, tokens=encoding.tokens, starts=offsets[:, 0].copy(),
+                        ends=offsets[:, 1].copy(), special=special, scheme=profile.scheme,
+                        source=source.to_dict() if source else None,
+                        continuation_prefix=profile.continuation_prefix)
+
+
+def _default_name(tokenizer, name: str | None) -> str:
+    source = getattr(tokenizer, "ctkd_source", None)
+    return name or (source.name if source else getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
 
 
 def tokenize(tokenizer, text: str, *, name: str | None = None, add_special_tokens: bool = True) -> Tokenization:
@@ -290,7 +338,7 @@ def tokenize(tokenizer, text: str, *, name: str | None = None, add_special_token
     Args:
         tokenizer: a transformers fast tokenizer (e.g. from :func:`ctkd_inspect.load_tokenizer`).
         text: any string; lone surrogates are replaced (see :func:`clean_text`).
-        name: the label to record (default: the tokenizer's ``name_or_path``).
+        name: the label to record (default: the tokenizer's source name or ``name_or_path``).
         add_special_tokens: let the tokenizer add its BOS/EOS/CLS/SEP as it does by default.
 
     Raises:
@@ -299,29 +347,73 @@ def tokenize(tokenizer, text: str, *, name: str | None = None, add_special_token
     """
     text, _ = clean_text(text)
     profile = tokenizer_profile(tokenizer)
-    backend = tokenizer.backend_tokenizer
-    # The Rust backend directly: transformers' __call__ adds nothing we need here and warns about lengths
-    # beyond the model's context, which does not apply to tokenization for alignment.
-    encoding = backend.encode(text, add_special_tokens=add_special_tokens)
-    ids = np.asarray(encoding.ids, dtype=np.int64)
-    offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
-    mask = np.asarray(encoding.special_tokens_mask, dtype=bool)
-    special = mask | np.isin(ids, np.fromiter(profile.special_ids, dtype=np.int64, count=len(profile.special_ids)))
-    tokens = list(encoding.tokens)
-    raw = [token_bytes(t, profile.scheme, profile.continuation_prefix) if not sp else t.encode("utf-8")
-           for t, sp in zip(tokens, special)]
-    pieces = [t if sp else readable_piece(b) for t, b, sp in zip(tokens, raw, special)]
+    # The Rust backend directly: transformers' __call__ adds nothing needed here, and warns about lengths beyond
+    # the model's context, which do not matter for alignment.
+    encoding = tokenizer.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens)
+    return _from_encoding(encoding, text, _default_name(tokenizer, name), profile,
+                          getattr(tokenizer, "ctkd_source", None))
+
+
+def tokenize_many(tokenizer, texts: list[str], *, name: str | None = None,
+                  add_special_tokens: bool = True) -> list[Tokenization]:
+    """:func:`tokenize` for many texts at once (the Rust backend encodes them in parallel)."""
+    cleaned = [clean_text(t)[0] for t in texts]
+    profile = tokenizer_profile(tokenizer)
+    encodings = tokenizer.backend_tokenizer.encode_batch(cleaned, add_special_tokens=add_special_tokens)
+    label = _default_name(tokenizer, name)
     source = getattr(tokenizer, "ctkd_source", None)
-    return Tokenization(
-        name=name or (source.name if source else getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__),
-        text=text,
-        ids=ids,
-        tokens=tokens,
-        pieces=pieces,
-        starts=offsets[:, 0].copy(),
-        ends=offsets[:, 1].copy(),
-        special=special,
-        scheme=profile.scheme,
-        clusters=byte_clusters(raw, special),
-        source=source.to_dict() if source else None,
-    )
+    return [_from_encoding(e, t, label, profile, source) for e, t in zip(encodings, cleaned)]
+
+
+class TokenizedCorpus:
+    """Many texts cut by one tokenizer, held as concatenated arrays (corpus mode).
+
+    Token ``k`` of text ``i`` is at position ``bounds[i] + k`` of ``ids``, ``starts``, ``ends`` and ``special``;
+    spans are relative to text ``i``. ``corpus[i]`` is that text's :class:`Tokenization` (array views, no copy).
+    Batched engines (:func:`ctkd_inspect.engines.span.span_groups_corpus`) work on the concatenated arrays in one
+    call, with no per-text Python work.
+    """
+
+    def __init__(self, name: str, texts: list[str], encodings, profile: TokenizerProfile, source=None):
+        self.name = name
+        self.texts = texts
+        self.profile = profile
+        self.source = source.to_dict() if source else None
+        self._encodings = encodings
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        self.bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        total = int(self.bounds[-1])
+        self.ids = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=total)
+        flat = np.fromiter((x for e in encodings for pair in e.offsets for x in pair), dtype=np.int64,
+                           count=2 * total).reshape(-1, 2)
+        self.starts = flat[:, 0].copy()
+        self.ends = flat[:, 1].copy()
+        mask = np.fromiter((m for e in encodings for m in e.special_tokens_mask), dtype=bool, count=total)
+        self.special = _special_flags(self.ids, mask, profile)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, index: int) -> Tokenization:
+        a, b = int(self.bounds[index]), int(self.bounds[index + 1])
+        return Tokenization(name=self.name, text=self.texts[index], ids=self.ids[a:b],
+                            tokens=self._encodings[index].tokens, starts=self.starts[a:b], ends=self.ends[a:b],
+                            special=self.special[a:b], scheme=self.profile.scheme, source=self.source,
+                            continuation_prefix=self.profile.continuation_prefix)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.bounds[-1])
+
+
+def tokenize_corpus(tokenizer, texts: list[str], *, name: str | None = None,
+                    add_special_tokens: bool = True) -> TokenizedCorpus:
+    """Tokenize many texts into a :class:`TokenizedCorpus` (the Rust backend encodes them in parallel)."""
+    cleaned = [clean_text(t)[0] for t in texts]
+    encodings = tokenizer.backend_tokenizer.encode_batch(cleaned, add_special_tokens=add_special_tokens)
+    return TokenizedCorpus(_default_name(tokenizer, name), cleaned, encodings, tokenizer_profile(tokenizer),
+                           getattr(tokenizer, "ctkd_source", None))
+

@@ -25,7 +25,7 @@ def from_spans(name: str, text: str, spans: list[tuple[int, int]], *, tokens: li
                special: list[bool] | None = None) -> Tokenization:
     tokens = tokens or [text[a:b] for a, b in spans]
     n = len(spans)
-    return Tokenization(name=name, text=text, ids=np.arange(n), tokens=list(tokens), pieces=list(tokens),
+    return Tokenization(name=name, text=text, ids=np.arange(n), tokens=list(tokens), _pieces=list(tokens),
                         starts=np.array([a for a, _ in spans], dtype=np.int64),
                         ends=np.array([b for _, b in spans], dtype=np.int64),
                         special=np.array(special or [False] * n, dtype=bool))

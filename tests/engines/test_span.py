@@ -245,3 +245,26 @@ def test_two_pointer_oracle_agrees_on_full_coverage_pairs(teacher, student, corp
                                     s.ends[s_idx].tolist())
         expected = [(t_idx[a].tolist(), s_idx[b].tolist()) for a, b in walked]
         assert groups_of(result) == expected
+
+
+def test_corpus_mode_equals_per_text(corpus):
+    from ctkd_inspect import load_tokenizer
+    from ctkd_inspect.engines.span import span_groups_corpus
+    from ctkd_inspect.text import tokenize, tokenize_corpus
+
+    texts = corpus[:300] + ["", "x", "🦙🦙"]
+    teacher = tokenize_corpus(load_tokenizer("llama3"), texts)
+    student = tokenize_corpus(load_tokenizer("bert"), texts)
+    groups = span_groups_corpus(teacher, student)
+    assert len(groups) == len(texts)
+    for i in (0, 7, 150, 299, 300, 301, 302):
+        one = tokenize(load_tokenizer("llama3"), texts[i])
+        assert np.array_equal(teacher[i].starts, one.starts) and teacher[i].tokens == one.tokens
+        expected = span_groups(teacher[i], student[i])
+        got = groups[i]
+        assert np.array_equal(got.teacher_offsets, expected.teacher_offsets)
+        assert np.array_equal(got.teacher_indices, expected.teacher_indices)
+        assert np.array_equal(got.student_offsets, expected.student_offsets)
+        assert np.array_equal(got.student_indices, expected.student_indices)
+    with pytest.raises(EngineError):
+        span_groups_corpus(teacher, tokenize_corpus(load_tokenizer("bert"), texts[:-1]))
