@@ -37,7 +37,7 @@ _EXPORTS = {
     "InputError": "ctkd_inspect.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [*sorted(_EXPORTS), "__version__"]
 
 
 def __getattr__(name: str):

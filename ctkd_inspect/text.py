@@ -29,6 +29,7 @@ How the quirks of real tokenizers are represented (every engine and front-end re
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -134,10 +135,8 @@ def tokenizer_profile(tokenizer) -> TokenizerProfile:
     unk_id = getattr(tokenizer, "unk_token_id", None)
     special.discard(unk_id)
     profile = TokenizerProfile(scheme, frozenset(special), prefix)
-    try:
+    with contextlib.suppress(Exception):  # some tokenizer classes refuse new attributes; then no caching
         tokenizer._ctkd_profile = profile
-    except Exception:
-        pass
     return profile
 
 

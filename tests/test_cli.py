@@ -47,7 +47,7 @@ def test_console_script_and_stdout_stderr_split(tmp_path):
 def test_text_from_stdin_and_file(tmp_path):
     assert json.loads(run("llama3", "gemma2", "--json", stdin="from stdin").stdout)["text"] == "from stdin"
     path = tmp_path / "text.txt"
-    path.write_bytes("from a file\n".encode() + b"\xff")  # one undecodable byte
+    path.write_bytes(b"from a file\n" + b"\xff")  # one undecodable byte
     out = CliRunner().invoke(main, ["llama3", "gemma2", "--file", str(path), "--json"])
     assert out.exit_code == 0
     assert json.loads(out.stdout)["text"] == "from a file\n\ufffd"

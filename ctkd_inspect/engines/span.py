@@ -34,7 +34,6 @@ from ..errors import EngineError
 from ..metrics import compute_metrics
 from ..text import Tokenization
 
-
 # The kernel is compiled with numba on first use (cached on disk), so importing the engine stays cheap.
 _KERNEL = None
 
@@ -44,7 +43,7 @@ def _compile_kernel():
 
     @njit(cache=True)
     def is_sorted(values):
-        for k in range(1, len(values)):
+        for k in range(1, len(values)):  # noqa: SIM110 - a compiled loop; all() over a generator is not
             if values[k] < values[k - 1]:
                 return False
         return True

@@ -311,7 +311,7 @@ def resolve_tokenizer(name: str, *, cache_dir: str | Path | None = None, fetch: 
     hub_entry = _cache_entry("hub/" + name, root)
     if _HUB_ID.match(name) and _cache_is_current(hub_entry):
         return _load_cached(hub_entry), TokenizerSource(name, "cache", str(hub_entry), hub_id=name)
-    if _HUB_ID.match(name) and not Path(name).suffix.lower() in (".json", ".gguf", ".model"):
+    if _HUB_ID.match(name) and Path(name).suffix.lower() not in (".json", ".gguf", ".model"):
         tok = _load_hub(name, root)
         return tok, TokenizerSource(name, "hub", name, hub_id=name)
     if looks_like_path:

@@ -301,7 +301,7 @@ OFFLINE_HINT = (
 
 def _pip_supports_raw_progress() -> bool:
     try:
-        import pip  # noqa: PLC0415 - only to read the version of the pip that `python -m pip` will run
+        import pip
 
         major, minor = (int(x) for x in pip.__version__.split(".")[:2])
         return (major, minor) >= (24, 1)

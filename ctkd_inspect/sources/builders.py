@@ -325,7 +325,7 @@ def _unigram_pre_tokenizer(scheme: str, remove_extra_whitespaces: bool):
 
 
 def _gguf_unigram(meta: dict) -> Built:
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers
 
     tokens = list(meta["tokenizer.ggml.tokens"])
     types = _types(meta, len(tokens))
@@ -349,8 +349,8 @@ def _gguf_unigram(meta: dict) -> Built:
     names = _gguf_special_names(meta, tokens)
     bos, eos = names.get("bos_token"), names.get("eos_token")
     if meta.get("tokenizer.ggml.add_bos_token") and bos:
-        eos_pair = (eos, int(meta["tokenizer.ggml.eos_token_id"])) if meta.get("tokenizer.ggml.add_eos_token") and eos \
-            else None
+        add_eos = meta.get("tokenizer.ggml.add_eos_token") and eos
+        eos_pair = (eos, int(meta["tokenizer.ggml.eos_token_id"])) if add_eos else None
         backend.post_processor = _bos_template(bos, int(meta["tokenizer.ggml.bos_token_id"]), eos_pair)
     return Built(backend, names, meta.get("tokenizer.chat_template"))
 
@@ -448,7 +448,7 @@ def _tiktoken_merges(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
     the adjacent pair whose concatenation has the lowest rank.
     """
     merges = []
-    for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+    for token, _rank in sorted(ranks.items(), key=lambda kv: kv[1]):
         local = [(token[:k], token[k:]) for k in range(1, len(token)) if token[:k] in ranks and token[k:] in ranks]
         local.sort(key=lambda pair: (ranks[pair[0]], ranks[pair[1]]))
         merges.extend(local)
@@ -580,7 +580,7 @@ def sentencepiece_tokenizer(path: str | Path, add_bos: bool = True) -> Built:
     whitespace-run pieces ranked first when the model defines them (Gemma), dummy prefix as in the model.
     Unigram: the model's scores and unknown id, and its precompiled normalizer.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
 
     proto = read_sentencepiece_model(path)
     spec, norm = proto.trainer_spec, proto.normalizer_spec

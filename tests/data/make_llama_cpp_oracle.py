@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ctkd_inspect.sources.corpus import llama_cpp_corpus  # noqa: E402
-from ctkd_inspect.sources.registry import ALIASES  # noqa: E402
-from ctkd_inspect.sources.assets import asset_path  # noqa: E402
+from ctkd_inspect.sources.assets import asset_path
+from ctkd_inspect.sources.corpus import llama_cpp_corpus
+from ctkd_inspect.sources.registry import ALIASES
 
 # aliases backed by a GGUF, plus the two files the tokenizer-identity checks use
 GGUF_ALIASES = ["llama3-gguf", "llama2", "gemma3", "qwen2", "phi3", "gpt2", "smollm2", "bert", "xlm-r"]

@@ -18,7 +18,7 @@ from ctkd_inspect.errors import EngineError
 from .helpers import assert_engine_invariants, from_pieces, from_spans
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from two_pointer import two_pointer_groups  # noqa: E402
+from two_pointer import two_pointer_groups
 
 
 def groups_of(alignment):
@@ -252,7 +252,7 @@ def test_corpus_mode_equals_per_text(corpus):
     from ctkd_inspect.engines.span import span_groups_corpus
     from ctkd_inspect.text import tokenize, tokenize_corpus
 
-    texts = corpus[:300] + ["", "x", "🦙🦙"]
+    texts = [*corpus[:300], "", "x", "🦙🦙"]
     teacher = tokenize_corpus(load_tokenizer("llama3"), texts)
     student = tokenize_corpus(load_tokenizer("bert"), texts)
     groups = span_groups_corpus(teacher, student)

@@ -97,6 +97,6 @@ def test_gguf_aliases_equal_llama_cpp(alias, corpus):
         import unicodedata
 
         changed = [i for i, t in enumerate(corpus) if unicodedata.normalize("NFC", t) != t]
-        assert 0 < len(differing) and set(differing) <= set(changed)
+        assert len(differing) > 0 and set(differing) <= set(changed)
     else:
         assert differing == []

@@ -140,7 +140,7 @@ def test_converted_tokenizers_are_cached_and_reused(tmp_path):
     """A second resolution loads the saved tokenizer.json instead of converting again, and tokenizes the same."""
     root = tmp_path / "cache"
     shutil.copytree(asset_dir("draive"), root / "assets" / "draive")
-    tok1, source1 = resolve_tokenizer("mistral", cache_dir=root)
+    tok1, _ = resolve_tokenizer("mistral", cache_dir=root)
     entry = root / "tokenizers" / "mistral"
     assert (entry / MANIFEST).exists() and (entry / "tokenizer.json").exists()
     mtime = (entry / "tokenizer.json").stat().st_mtime_ns
