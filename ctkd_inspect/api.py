@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from .alignment import Alignment
 from .engines.base import get_engine
-from .errors import InputError
+from .errors import EngineError, InputError
 from .sources import load_tokenizer
 from .text import Tokenization, tokenize
 
 __all__ = ["align", "load_tokenizer", "tokenize_pair"]
 
+# options the DTW engines take besides those of the signals (which align() resolves itself)
+_DTW_OPTIONS = {"mode", "teacher_entropy", "student_entropy", "vocab_mapping"}
 
-def _as_tokenization(side, text: str, add_special_tokens: bool) -> Tokenization:
+
+def _tokenizer_of(side):
+    if isinstance(side, Tokenization):
+        return None
+    if isinstance(side, str):
+        return load_tokenizer(side)
+    return side
+
+
+def _as_tokenization(side, tokenizer, text: str, add_special_tokens: bool) -> Tokenization:
     if isinstance(side, Tokenization):
         if side.text != text:
             raise InputError("a pre-computed Tokenization was passed for a different text")
         return side
-    if isinstance(side, str):
-        return tokenize(load_tokenizer(side), text, name=side, add_special_tokens=add_special_tokens)
-    return tokenize(side, text, add_special_tokens=add_special_tokens)
+    return tokenize(tokenizer, text, name=side if isinstance(side, str) else None,
+                    add_special_tokens=add_special_tokens)
 
 
 def tokenize_pair(teacher, student, text: str, *, add_special_tokens: bool = True
@@ -26,11 +36,23 @@ def tokenize_pair(teacher, student, text: str, *, add_special_tokens: bool = Tru
     """Tokenize one text with both tokenizers (names, tokenizer objects or ready Tokenizations)."""
     if not isinstance(text, str):
         raise InputError(f"text must be a str, got {type(text).__name__}")
-    return (_as_tokenization(teacher, text, add_special_tokens),
-            _as_tokenization(student, text, add_special_tokens))
+    return (_as_tokenization(teacher, _tokenizer_of(teacher), text, add_special_tokens),
+            _as_tokenization(student, _tokenizer_of(student), text, add_special_tokens))
+
+
+def _default_model(side) -> str | None:
+    """The model an alias names (smollm2, gemma3), when the side is given by such an alias."""
+    from .sources.registry import find_alias
+
+    if isinstance(side, str):
+        alias = find_alias(side)
+        if alias is not None and alias.model_file:
+            return alias.name
+    return None
 
 
 def align(teacher, student, text: str, engine: str = "span", *, add_special_tokens: bool = True,
+          teacher_model: str | None = None, student_model: str | None = None, top_k: int = 100,
           **options) -> Alignment:
     """Align ``text`` as cut by a teacher and a student tokenizer.
 
@@ -38,20 +60,54 @@ def align(teacher, student, text: str, engine: str = "span", *, add_special_toke
         teacher, student: a tokenizer name (alias, path or hub id — see :func:`load_tokenizer`), a transformers
             fast tokenizer, or a :class:`~ctkd_inspect.text.Tokenization` of ``text``.
         text: the text; empty text gives an alignment with no groups and ``None`` ratios.
-        engine: a registered engine name (``span``; see :func:`ctkd_inspect.engines.engine_names`).
+        engine: ``span`` (character-span components), ``mined`` or ``cdm`` (DTW over token strings).
         add_special_tokens: tokenize with each tokenizer's default special tokens (BOS, CLS/SEP, ...).
-        **options: engine options.
+        teacher_model, student_model: causal LMs whose signals (entropy, top-k) feed the ``cdm`` weights and the
+            Top-1 accuracy metric: a model alias (``smollm2``, ``gemma3``), a ``.gguf``, a folder or a hub id.
+            The model must use the side's tokenizer. With ``cdm``, a side given by an alias that names a model
+            uses that model when none is passed.
+        top_k: predictions kept per position in the signals.
+        **options: engine options — DTW engines: ``mode`` (``canonical``/``reference``), ``teacher_entropy``,
+            ``student_entropy`` (arrays, one value per token), ``vocab_mapping``.
 
     Returns:
         The :class:`~ctkd_inspect.alignment.Alignment`; ``to_dict()`` is the ``--json`` output.
 
     Raises:
         TokenizerNotFound / TokenizerLoadError: a name cannot be resolved or loaded.
+        ModelError: a model cannot be resolved or loaded, or does not fit its tokenizer.
         EngineError: unknown engine or invalid options.
         InputError: ``text`` is not a string.
     """
     engine_impl = get_engine(engine)
-    teacher_tok, student_tok = tokenize_pair(teacher, student, text, add_special_tokens=add_special_tokens)
-    alignment = engine_impl.align(teacher_tok, student_tok, **options)
+    if not isinstance(text, str):
+        raise InputError(f"text must be a str, got {type(text).__name__}")
+    teacher_tokenizer, student_tokenizer = _tokenizer_of(teacher), _tokenizer_of(student)
+    teacher_tok = _as_tokenization(teacher, teacher_tokenizer, text, add_special_tokens)
+    student_tok = _as_tokenization(student, student_tokenizer, text, add_special_tokens)
+    if engine_impl.name == "span":
+        if teacher_model or student_model:
+            raise EngineError("the span engine uses no model; drop teacher_model/student_model")
+        alignment = engine_impl.align(teacher_tok, student_tok, **options)
+    else:
+        unknown = set(options) - _DTW_OPTIONS
+        if unknown:
+            raise EngineError(f"unknown options for the {engine_impl.name} engine: {', '.join(sorted(unknown))}")
+        signals = {}
+        for side, tokens, model, tokenizer, given in (
+                ("teacher", teacher_tok, teacher_model, teacher_tokenizer, options.get("teacher_entropy")),
+                ("student", student_tok, student_model, student_tokenizer, options.get("student_entropy"))):
+            if model is None and engine_impl.needs_signals and given is None:
+                model = _default_model(teacher if side == "teacher" else student)
+            if model is not None:
+                from .signals import compute_signals
+
+                signals[side] = compute_signals(model, tokens.ids, tokenizer=tokenizer, top_k=top_k)
+        alignment = engine_impl.align(teacher_tok, student_tok, teacher_signals=signals.get("teacher"),
+                                      student_signals=signals.get("student"), teacher_tokenizer=teacher_tokenizer,
+                                      student_tokenizer=student_tokenizer, **options)
+        for side in ("teacher", "student"):
+            if side in signals:
+                alignment.options[f"{side}_model"] = signals[side].model
     alignment.options = {"add_special_tokens": add_special_tokens, **alignment.options}
     return alignment

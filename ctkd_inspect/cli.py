@@ -152,7 +152,13 @@ def _read_text(text: str | None, file: str | None) -> str:
 @click.argument("text", required=False)
 @click.option("--file", "-f", "file", metavar="PATH", help="Read the text from a file ('-' for stdin).")
 @click.option("--engine", "-e", default="span", show_default=True, metavar="NAME",
-              help="Alignment engine: span (character-span components).")
+              help="Alignment engine: span (character-span components, SeDi), mined (DTW over token strings, "
+                   "FuseLLM/DSKD), cdm (entropy-weighted DTW, needs models).")
+@click.option("--mode", type=click.Choice(["canonical", "reference"]), default=None,
+              help="DTW engines: canonical (default, fixes the published defects) or reference (as published).")
+@click.option("--teacher-model", metavar="MODEL", help="Teacher LM for cdm / Top-1 accuracy: an alias (gemma3, "
+              "smollm2), a .gguf, a folder or a hub id. Default for cdm: the model the teacher alias names.")
+@click.option("--student-model", metavar="MODEL", help="Student LM, as --teacher-model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the alignment as JSON (schema in the README).")
 @click.option("--indent", type=int, default=None, help="Indent the JSON output.")
 @click.option("--no-special-tokens", is_flag=True, help="Tokenize without BOS/EOS/CLS/SEP.")
@@ -161,16 +167,20 @@ def _read_text(text: str | None, file: str | None) -> str:
 @click.option("--cache-dir", type=click.Path(file_okay=False), envvar="CTKD_INSPECT_CACHE",
               help="Cache folder (default: $CTKD_INSPECT_CACHE or ~/.cache/ctkd-inspect).")
 @_guard
-def align_command(teacher, student, text, file, engine, as_json, indent, no_special_tokens, max_groups, cache_dir):
+def align_command(teacher, student, text, file, engine, mode, teacher_model, student_model, as_json, indent,
+                  no_special_tokens, max_groups, cache_dir):
     """Align TEXT as cut by TEACHER and STUDENT and show both tokenizations, the groups and the metrics."""
     from .api import align
     from .engines import engine_names
     from .sources import load_tokenizer
-    from .text import clean_text
+    from .text import clean_text, tokenize
 
     if engine not in engine_names():
         raise click.BadParameter(f"unknown engine {engine!r}; available: {', '.join(engine_names())}",
                                  param_hint="--engine")
+    if engine == "span" and (mode or teacher_model or student_model):
+        raise click.UsageError("--mode, --teacher-model and --student-model apply to the DTW engines "
+                               "(--engine mined or cdm), not to span")
     raw = _read_text(text, file)
     cleaned, replaced = clean_text(raw)
     if replaced:
@@ -181,11 +191,34 @@ def align_command(teacher, student, text, file, engine, as_json, indent, no_spec
     with _download_progress() as progress:
         teacher_tok = load_tokenizer(teacher, cache_dir=cache_dir, progress=progress)
         student_tok = load_tokenizer(student, cache_dir=cache_dir, progress=progress)
-    from .text import tokenize
+    add_special = not no_special_tokens
+    options = {} if engine == "span" else {"mode": mode or "canonical"}
+    if engine != "span" and (teacher_model or student_model or engine == "cdm"):
+        _stderr_console().print("[dim]computing model signals (the first load of a GGUF model takes up to a "
+                                "minute; results are cached)[/]")
+    teacher_t = tokenize(teacher_tok, cleaned, name=teacher, add_special_tokens=add_special)
+    student_t = tokenize(student_tok, cleaned, name=student, add_special_tokens=add_special)
+    if engine != "span":
+        # the DTW engines decode with the tokenizers and compute signals from the models: hand both over
+        from .api import _default_model
+        from .engines import get_engine
+        from .signals import compute_signals
 
-    teacher_t = tokenize(teacher_tok, cleaned, name=teacher, add_special_tokens=not no_special_tokens)
-    student_t = tokenize(student_tok, cleaned, name=student, add_special_tokens=not no_special_tokens)
-    result = align(teacher_t, student_t, cleaned, engine=engine, add_special_tokens=not no_special_tokens)
+        engine_impl = get_engine(engine)
+        signals = {}
+        for side, tokens, tok, model, name in (("teacher", teacher_t, teacher_tok, teacher_model, teacher),
+                                               ("student", student_t, student_tok, student_model, student)):
+            model = model or (_default_model(name) if engine_impl.needs_signals else None)
+            if model:
+                signals[side] = compute_signals(model, tokens.ids, tokenizer=tok, cache_dir=cache_dir)
+        result = engine_impl.align(teacher_t, student_t, teacher_signals=signals.get("teacher"),
+                                   student_signals=signals.get("student"), teacher_tokenizer=teacher_tok,
+                                   student_tokenizer=student_tok, **options)
+        for side, value in signals.items():
+            result.options[f"{side}_model"] = value.model
+        result.options = {"add_special_tokens": add_special, **result.options}
+    else:
+        result = align(teacher_t, student_t, cleaned, engine=engine, add_special_tokens=add_special)
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=indent, default=_json_default))
         return
@@ -281,6 +314,68 @@ def fetch_command(names, fetch_all, force, verify, cache_dir):
             entry = fetch_asset(key, root, force=force, progress=progress)
             summary = asset_summary(key, root)
             err.print(f"[green]✓[/] {key}: {summary['bytes_on_disk'] / 1e6:.1f} MB in {entry}")
+
+
+@main.command("vocab")
+@click.argument("teacher")
+@click.argument("student")
+@click.option("--mode", type=click.Choice(["canonical", "reference"]), default="canonical", show_default=True,
+              help="canonical: compare canonical bytes (Ġ/▁/## and byte pieces normalised); reference: FuseLLM's "
+                   "marker replacement on raw strings.")
+@click.option("--exact-only", is_flag=True, help="Skip the MinED nearest-neighbour mapping (seconds instead of "
+              "a minute or two the first time; MinED results are cached).")
+@click.option("--limit", type=click.IntRange(min=0), default=15, show_default=True,
+              help="Rows of closest non-exact pairs and of unmapped tokens to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print coverage and samples as JSON.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the mapping to FILE (.json, .npz or .parquet).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="CTKD_INSPECT_CACHE", help="Cache folder.")
+@_guard
+def vocab_command(teacher, student, mode, exact_only, limit, as_json, out, cache_dir):
+    """Map TEACHER's vocabulary onto STUDENT's: exact (canonical bytes) and MinED nearest by edit distance.
+
+    Prints the coverage of both directions, the closest non-exact pairs and a sample of tokens without an exact
+    match.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .sources import load_tokenizer
+    from .vocab import closest_non_exact, exact_mapping, mined_mapping, unmapped_sample, vocabulary
+
+    with _download_progress() as progress:
+        teacher_tok = load_tokenizer(teacher, cache_dir=cache_dir, progress=progress)
+        student_tok = load_tokenizer(student, cache_dir=cache_dir, progress=progress)
+    teacher_vocab, student_vocab = vocabulary(teacher_tok, teacher), vocabulary(student_tok, student)
+    exact = exact_mapping(teacher_vocab, student_vocab, mode)
+    mined = None
+    if not exact_only:
+        bar = Progress(TextColumn("MinED {task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeRemainingColumn(), console=_stderr_console(), transient=True)
+        tasks: dict[str, int] = {}
+
+        def report(direction: str, done: int, total: int) -> None:
+            if direction not in tasks:
+                tasks[direction] = bar.add_task(direction, total=total)
+            bar.update(tasks[direction], completed=done)
+
+        with bar:
+            mined = mined_mapping(teacher_vocab, student_vocab, mode, cache_dir=cache_dir, progress=report)
+    chosen = mined or exact
+    report_data = {
+        "teacher": teacher, "student": student, "mode": mode,
+        "exact": exact.coverage(),
+        "mined": mined.coverage() if mined else None,
+        "closest_non_exact": closest_non_exact(mined, teacher_vocab, student_vocab, limit) if mined else [],
+        "unmapped_exactly": unmapped_sample(exact, teacher_vocab, limit),
+    }
+    if out:
+        path = chosen.save(out, teacher_vocab, student_vocab)
+        _stderr_console().print(f"[green]✓[/] {chosen.kind} mapping written to {path}")
+    if as_json:
+        click.echo(json.dumps(report_data, ensure_ascii=False, indent=1))
+        return
+    from .rich_view import render_vocab_report
+
+    render_vocab_report(_stdout_console(), report_data)
 
 
 def run() -> None:  # pragma: no cover - console-script shim for `python -m ctkd_inspect`

@@ -115,3 +115,39 @@ def render_alignment(console: Console, alignment: Alignment, max_groups: int = 8
         if hidden > 0:
             console.print(Text(f"… {hidden} more groups (raise --max-groups, or use --json)", style="dim"))
     console.print(Group(metrics_panel(alignment)))
+
+
+def render_vocab_report(console: Console, report: dict) -> None:
+    """Coverage table, closest non-exact pairs and unmapped samples of a vocabulary mapping report."""
+
+    def pct(value):
+        return "n/a" if value is None else f"{value:.1%}"
+
+    table = Table(title=f"vocabulary mapping {escape(report['teacher'])} → {escape(report['student'])} "
+                        f"({report['mode']})", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("mapping", "direction", "vocab", "mappable", "mapped", "exact"):
+        table.add_column(column, justify="left" if column in ("mapping", "direction") else "right")
+    for kind in ("exact", "mined"):
+        coverage = report.get(kind)
+        if not coverage:
+            continue
+        for side, label in (("teacher", "teacher → student"), ("student", "student → teacher")):
+            c = coverage[side]
+            table.add_row(kind, label, f"{c['vocab']:,}", f"{c['mappable']:,}",
+                          f"{c['mapped']:,} ({pct(c['mapped_share'])})", f"{c['exact']:,} ({pct(c['exact_share'])})")
+    console.print(table)
+    mined = report.get("mined")
+    if mined and "distance_histogram" in mined["teacher"]:
+        histogram = "  ".join(f"{'≥' if d == '9' else ''}{d}: {n:,}" for d, n in
+                              mined["teacher"]["distance_histogram"].items())
+        console.print(Text(f"MinED edit distance, teacher tokens: {histogram}", style="dim"))
+    if report.get("closest_non_exact"):
+        near = Table(title="closest non-exact pairs (MinED)", title_justify="left", box=box.SIMPLE_HEAD)
+        for column in ("teacher", "student", "distance"):
+            near.add_column(column)
+        for row in report["closest_non_exact"]:
+            near.add_row(escape(repr(row["teacher"])), escape(repr(row["student"])), str(row["distance"]))
+        console.print(near)
+    if report.get("unmapped_exactly"):
+        sample = ", ".join(repr(row["teacher"]) for row in report["unmapped_exactly"])
+        console.print(Text(f"teacher tokens with no exact match (sample): {sample}", overflow="fold"))

@@ -44,6 +44,8 @@ class Engine(Protocol):
 # name -> "module:Class"; modules are imported on first use
 _REGISTRY: dict[str, str] = {
     "span": "ctkd_inspect.engines.span:SpanEngine",
+    "mined": "ctkd_inspect.engines.dtw:MinedEngine",
+    "cdm": "ctkd_inspect.engines.dtw:CdmEngine",
 }
 
 

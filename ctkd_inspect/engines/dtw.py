@@ -1,0 +1,278 @@
+"""DTW engines over token strings: ``mined`` (FuseLLM / DSKD) and ``cdm`` (entropy-weighted, CDM).
+
+Both run classic DTW (:mod:`ctkd_inspect.engines.dtw_core`) over the **non-special** tokens of each side (special
+tokens take no part in the DP and are reported unmatched, as in the span engine). The result keeps the DTW path
+(``"path"``: ``(teacher index, student index)`` pairs, indices into the full token lists), and its groups are the
+connected components of the path, each with its summed path ``cost``. The ``cdm`` engine also keeps CDM's own,
+possibly overlapping, grouping under ``"cdm_groups"``.
+
+Two modes:
+
+``reference`` reproduces the published algorithms:
+    - ``mined``: the raw vocabulary string with the tokenizer's marker (``Ġ`` byte-level, ``▁`` SentencePiece)
+      removed; cost = Levenshtein distance.
+    - ``cdm``: each token decoded on its own (``convert_tokens_to_string([token])`` when the tokenizer is at hand,
+      otherwise the same rules: byte fragments decode to U+FFFD), ASCII spaces removed; cost = Levenshtein ×
+      teacher factor × student factor, factors from min-max scaled entropy; the two hard-coded special-token pairs
+      (``</s>``↔``<|im_end|>``, ``<|endoftext|>``↔``<|endoftext|>``) cost 0.
+``canonical`` (default) fixes what the references get wrong:
+    1. byte fragments compare by their bytes: two different fragments of multi-byte characters no longer compare
+       equal (both decode to "�" in the reference CDM);
+    2. newlines and other byte-fallback pieces compare by their bytes, so Llama 2's ``<0x0A>`` matches GPT-2's
+       ``Ċ`` (they never match in reference MinED);
+    3. constant entropy (e.g. a one-token response) gives every token the middle factor 4 (the reference divides
+       by zero and casts NaN to an integer; reference mode raises);
+    4. an empty side gives an alignment whose tokens are all unmatched (the reference crashes; reference mode
+       raises);
+    5. any tokenizer scheme works (FuseLLM knows two tokenizer classes and raises KeyError for the others).
+    The canonical string of a token is its bytes with ASCII spaces removed, one character per byte, so edit
+    distances count byte edits.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..alignment import Alignment, GroupTable
+from ..errors import EngineError
+from ..metrics import compute_metrics
+from ..text import SPIECE, Tokenization, token_bytes
+from .dtw_core import cdm_entropy_factors, cdm_groups, dtw_path, edit_distance_matrix, path_components
+
+MODES = ("canonical", "reference")
+_MARKERS = {"byte-level": "Ġ", "sentencepiece": SPIECE}
+# CDM's hard-coded equivalences, cost 0 in either direction (reference mode only)
+CDM_SPECIAL_PAIRS = (("</s>", "<|im_end|>"), ("<|endoftext|>", "<|endoftext|>"))
+
+
+def canonical_string(tokens: Tokenization, index: int) -> str:
+    """A token's bytes with ASCII spaces removed, one character per byte (latin-1)."""
+    raw = token_bytes(tokens.tokens[index], tokens.scheme, tokens.continuation_prefix)
+    return raw.replace(b" ", b"").decode("latin-1")
+
+
+def mined_reference_string(tokens: Tokenization, index: int) -> str:
+    """FuseLLM/DSKD: the raw vocabulary string with the tokenizer's space marker removed."""
+    marker = _MARKERS.get(tokens.scheme, "")
+    token = tokens.tokens[index]
+    return token.replace(marker, "") if marker else token
+
+
+def cdm_reference_string(tokens: Tokenization, index: int, tokenizer=None) -> str:
+    """CDM: the token decoded on its own, ASCII spaces removed (the marker-stripping lines of the reference are
+    dead code, so newlines and tabs survive and byte fragments become U+FFFD)."""
+    token = tokens.tokens[index]
+    if tokenizer is not None:
+        text = tokenizer.convert_tokens_to_string([token])
+    else:
+        text = token_bytes(token, tokens.scheme, tokens.continuation_prefix).decode("utf-8", errors="replace")
+    return text.replace(" ", "")
+
+
+def _strings(tokens: Tokenization, indices: np.ndarray, engine: str, mode: str, tokenizer=None) -> list[str]:
+    if mode == "canonical":
+        return [canonical_string(tokens, i) for i in indices.tolist()]
+    if engine == "mined":
+        return [mined_reference_string(tokens, i) for i in indices.tolist()]
+    return [cdm_reference_string(tokens, i, tokenizer) for i in indices.tolist()]
+
+
+def _entropy_for(tokens: Tokenization, given, signals, side: str) -> np.ndarray:
+    if given is None and signals is not None:
+        given = signals.entropy
+    if given is None:
+        raise EngineError(
+            f"the cdm engine weights its DTW by per-token entropy, and none was given for the {side}: pass "
+            f"{side}_model= (a model alias such as smollm2 or gemma3, a GGUF, a local folder or a hub id; CLI: "
+            f"--{side}-model) or {side}_entropy= (one value per token)")
+    entropy = np.asarray(given, dtype=np.float64)
+    if entropy.shape != (len(tokens),):
+        raise EngineError(f"{side} entropy has {entropy.shape[0] if entropy.ndim else 0} values for {len(tokens)} "
+                          "tokens; give one value per token of the tokenization")
+    return entropy
+
+
+class _DTWEngine:
+    name: ClassVar[str]
+    needs_signals: ClassVar[bool]
+    differentiable: ClassVar[bool] = False
+    batched: ClassVar[bool] = False
+
+    def align(self, teacher: Tokenization, student: Tokenization, *, mode: str = "canonical",
+              teacher_entropy=None, student_entropy=None, teacher_signals=None, student_signals=None,
+              vocab_mapping=None, teacher_tokenizer=None, student_tokenizer=None) -> Alignment:
+        """Align by DTW over token strings.
+
+        Args:
+            mode: ``canonical`` (default) or ``reference`` (see the module docstring).
+            teacher_entropy, student_entropy: per-token entropy (one value per token, specials ignored); ``cdm`` only.
+            teacher_signals, student_signals: :class:`ctkd_inspect.signals.Signals` of the same texts; supply
+                entropy for ``cdm`` and the top-1 predictions for the Top-1 accuracy metric.
+            vocab_mapping: a :class:`ctkd_inspect.vocab.VocabMapping`; when given, the one-hot fallback rate uses
+                DSKD's rule (1:1 row and ``tea2stu[teacher id] == student id``) and Top-1 accuracy converts the
+                teacher's prediction through it.
+            teacher_tokenizer, student_tokenizer: the tokenizers, when at hand (reference CDM decodes with them).
+
+        Raises:
+            EngineError: an unknown mode, missing or malformed entropy (``cdm``), or input the reference algorithm
+                cannot handle in ``reference`` mode.
+        """
+        if mode not in MODES:
+            raise EngineError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        if teacher.text != student.text:
+            raise EngineError("the teacher and student tokenizations are of different texts")
+        t_idx = np.flatnonzero(~teacher.special)
+        s_idx = np.flatnonzero(~student.special)
+        options = {"mode": mode}
+        weights = None
+        if self.name == "cdm":
+            t_entropy = _entropy_for(teacher, teacher_entropy, teacher_signals, "teacher")
+            s_entropy = _entropy_for(student, student_entropy, student_signals, "student")
+            if len(t_idx) and len(s_idx):
+                try:
+                    weights = (cdm_entropy_factors(t_entropy[t_idx], guard_constant=mode == "canonical"),
+                               cdm_entropy_factors(s_entropy[s_idx], guard_constant=mode == "canonical"))
+                except ValueError as exc:
+                    raise EngineError(f"cdm {mode} mode: {exc}") from exc
+        if len(t_idx) == 0 or len(s_idx) == 0:
+            if mode == "reference":
+                raise EngineError("the reference algorithm cannot align an empty side (its backtrace crashes); "
+                                  "the canonical mode reports such tokens as unmatched")
+            return self._finish(teacher, student, _lonely_table(t_idx, s_idx), options, [], None, vocab_mapping,
+                                teacher_signals, student_signals, [], [])
+        t_str = _strings(teacher, t_idx, self.name, mode, teacher_tokenizer)
+        s_str = _strings(student, s_idx, self.name, mode, student_tokenizer)
+        cost = edit_distance_matrix(t_str, s_str).astype(np.float64)
+        if self.name == "cdm":
+            if mode == "reference":
+                for a, b in CDM_SPECIAL_PAIRS:
+                    for x, y in ((a, b), (b, a)):
+                        rows = np.array([s == x for s in t_str])
+                        cols = np.array([s == y for s in s_str])
+                        cost[np.ix_(rows, cols)] = 0.0
+            cost = cost * weights[0][:, None] * weights[1][None, :]
+            options["teacher_factors"] = weights[0].tolist()
+            options["student_factors"] = weights[1].tolist()
+        result = dtw_path(cost)
+        local = path_components(result.path)
+        path_cost = cost[result.path[:, 0], result.path[:, 1]]
+        component_of_step = np.concatenate([[0], np.cumsum((np.diff(result.path[:, 0]) > 0)
+                                                           & (np.diff(result.path[:, 1]) > 0))])
+        group_cost = np.bincount(component_of_step, weights=path_cost, minlength=len(local))
+        table = GroupTable.from_lists([t_idx[t].tolist() for t, _ in local], [s_idx[s].tolist() for _, s in local],
+                                      {"cost": group_cost.tolist()})
+        path_full = np.stack([t_idx[result.path[:, 0]], s_idx[result.path[:, 1]]], axis=1)
+        extra_groups = None
+        if self.name == "cdm":
+            extra_groups = [{"teacher": t_idx[g["teacher"]].tolist(), "student": s_idx[g["student"]].tolist()}
+                            for g in cdm_groups(result.teacher_to_student, result.student_to_teacher)]
+        alignment = self._finish(teacher, student, table, options, path_full.tolist(), extra_groups, vocab_mapping,
+                                 teacher_signals, student_signals, t_str, s_str, result, t_idx, s_idx)
+        alignment.metrics["path_cost"] = result.cost
+        return alignment
+
+    def _finish(self, teacher, student, table, options, path, extra_groups, vocab_mapping, teacher_signals,
+                student_signals, t_str, s_str, result=None, t_idx=None, s_idx=None) -> Alignment:
+        extra = {"path": path}
+        if extra_groups is not None:
+            extra["cdm_groups"] = extra_groups
+        alignment = Alignment(teacher, student, table, engine=self.name, options=options, extra=extra)
+        alignment.metrics = compute_metrics(alignment)
+        alignment.metrics.update(dtw_metrics(teacher, student, result, t_idx, s_idx, t_str, s_str, vocab_mapping,
+                                             teacher_signals, student_signals))
+        return alignment
+
+
+def _lonely_table(t_idx: np.ndarray, s_idx: np.ndarray) -> GroupTable:
+    """Every token alone in its own group (one side has no tokens to align with)."""
+    teacher = [[int(i)] for i in t_idx] + [[] for _ in s_idx]
+    student = [[] for _ in t_idx] + [[int(j)] for j in s_idx]
+    return GroupTable.from_lists(teacher, student, {"cost": [0.0] * (len(t_idx) + len(s_idx))})
+
+
+def dtw_metrics(teacher: Tokenization, student: Tokenization, result, t_idx, s_idx, t_str, s_str, vocab_mapping,
+                teacher_signals, student_signals) -> dict:
+    """The metrics DTW-based CTKD papers report, computed on one alignment.
+
+    - ``sequence_alignment_rate`` (CDM): share of student tokens whose DTW row holds exactly one teacher token with
+      the same (mode-normalised) string.
+    - ``onehot_fallback_rate`` (MinED, the quantity of SeDi's Table 1): share of student tokens that get a one-hot
+      target instead of the teacher's distribution. DSKD's rule when a vocabulary mapping is given (1:1 row and
+      ``tea2stu[teacher id] == student id``), else FuseLLM's hard rule (1:1 row and equal strings);
+      ``onehot_fallback_basis`` says which.
+    - ``top1_accuracy`` (SeDi), with both models' signals: over student positions with a next token, the share
+      whose 1:1-aligned teacher position's top-1 prediction, converted to the student vocabulary (through the
+      mapping, else by exact canonical string), equals the student's next token. Logits at position t predict
+      token t + 1, so teacher position i and student position j are compared on their next tokens.
+    """
+    n = len(s_idx) if s_idx is not None else int(np.count_nonzero(~student.special))
+    out: dict = {"sequence_alignment_rate": None, "onehot_fallback_rate": None,
+                 "onehot_fallback_basis": "mapping" if vocab_mapping is not None else "string-equality"}
+    if result is None or n == 0:
+        return out
+    one_row = [len(rows) == 1 for rows in result.student_to_teacher]
+    string_match = [one_row[j] and t_str[result.student_to_teacher[j][0]] == s_str[j] for j in range(n)]
+    out["sequence_alignment_rate"] = float(np.mean(string_match))
+    if vocab_mapping is not None:
+        t2s = vocab_mapping.teacher_to_student
+        kept = []
+        for j in range(n):
+            if not one_row[j]:
+                kept.append(False)
+                continue
+            teacher_id = int(teacher.ids[t_idx[result.student_to_teacher[j][0]]])
+            kept.append(0 <= teacher_id < len(t2s) and int(t2s[teacher_id]) == int(student.ids[s_idx[j]]))
+        out["onehot_fallback_rate"] = 1.0 - float(np.mean(kept))
+    else:
+        out["onehot_fallback_rate"] = 1.0 - out["sequence_alignment_rate"]
+    if teacher_signals is not None and student_signals is not None:
+        out["top1_accuracy"] = _top1_accuracy(teacher, student, result, t_idx, s_idx, vocab_mapping, teacher_signals)
+    return out
+
+
+def _top1_accuracy(teacher, student, result, t_idx, s_idx, vocab_mapping, teacher_signals) -> float | None:
+    from ..vocab import canonical_bytes
+
+    top1 = np.asarray(teacher_signals.topk_ids)[:, 0]
+    hits, total = 0, 0
+    canonical_cache: dict[int, bytes] = {}
+    student_canonical: dict[int, bytes] = {}
+    for j in range(len(s_idx) - 1):
+        position = s_idx[j]
+        if student.special[position + 1] if position + 1 < len(student) else True:
+            continue
+        total += 1
+        rows = result.student_to_teacher[j]
+        if len(rows) != 1:
+            continue
+        predicted = int(top1[t_idx[rows[0]]])
+        target = int(student.ids[position + 1])
+        if vocab_mapping is not None:
+            t2s = vocab_mapping.teacher_to_student
+            hits += 0 <= predicted < len(t2s) and int(t2s[predicted]) == target
+            continue
+        # no mapping: compare canonical bytes of the predicted teacher token and the student's next token
+        if predicted not in canonical_cache:
+            name = teacher_signals.id_to_token(predicted)
+            canonical_cache[predicted] = canonical_bytes(name, teacher.scheme, teacher.continuation_prefix)
+        if target not in student_canonical:
+            student_canonical[target] = canonical_bytes(student.tokens[position + 1], student.scheme,
+                                                        student.continuation_prefix)
+        hits += canonical_cache[predicted] == student_canonical[target]
+    return hits / total if total else None
+
+
+class MinedEngine(_DTWEngine):
+    """MinED (FuseLLM, DSKD): DTW with the marker-stripped Levenshtein cost; needs no model."""
+
+    name: ClassVar[str] = "mined"
+    needs_signals: ClassVar[bool] = False
+
+
+class CdmEngine(_DTWEngine):
+    """CDM: DTW with Levenshtein × entropy factors (3, 4 or 5 per token); needs per-token entropy."""
+
+    name: ClassVar[str] = "cdm"
+    needs_signals: ClassVar[bool] = True

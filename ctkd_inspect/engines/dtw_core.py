@@ -1,0 +1,200 @@
+"""Classic DTW over token strings, as MinED (FuseLLM/DSKD) and CDM use it — vectorised cost, compiled DP.
+
+The conventions are the published ones (``simpledtw``): ``R[i,j] = cost(i,j) + min(R[i-1,j-1], R[i-1,j],
+R[i,j-1])`` with infinite borders and ``R[-1,-1] = 0``; the backtrace starts at the last cell, takes at each
+cell the first minimum of ``[diag, up, left]`` over the accumulated matrix (numpy's argmin keeps the first, so
+ties go diagonal > up (teacher index − 1) > left (student index − 1)), stops at (0, 0) and always includes it:
+both ends are forced to align. Series 1 is the teacher, series 2 the student.
+
+The cost matrix comes from one vectorised call (rapidfuzz ``cdist``), the recursion and the backtrace run
+compiled (numba, cached on disk): no Python loop per cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def edit_distance_matrix(teacher: list[str], student: list[str], *, normalized: bool = False,
+                         workers: int = 1) -> np.ndarray:
+    """Levenshtein distance between every teacher and student string, ``(n, m)``.
+
+    ``normalized=True`` gives CDM's ``Lev(a, b) / (|a| + |b|)`` (0 when both are empty) as float64; otherwise
+    int32 distances. Callers strip markers or spaces first; nothing is stripped here.
+    """
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import cdist
+
+    if not teacher or not student:
+        return np.zeros((len(teacher), len(student)), dtype=np.float64 if normalized else np.int32)
+    distance = cdist(teacher, student, scorer=Levenshtein.distance, dtype=np.int32, workers=workers)
+    if not normalized:
+        return distance
+    total = (np.fromiter(map(len, teacher), np.int64, len(teacher))[:, None]
+             + np.fromiter(map(len, student), np.int64, len(student))[None, :])
+    return np.divide(distance, total, out=np.zeros(distance.shape, dtype=np.float64), where=total > 0)
+
+
+def normalized_edit_distance(a: str, b: str) -> float:
+    """CDM's ``d(a, b) = Lev(a, b) / (|a| + |b|)``, 0 when both are empty (callers remove spaces first).
+
+    >>> normalized_edit_distance("cat", "cats")
+    0.14285714285714285
+    """
+    from rapidfuzz.distance import Levenshtein
+
+    total = len(a) + len(b)
+    return 0.0 if total == 0 else Levenshtein.distance(a, b) / total
+
+
+def cdm_entropy_factors(entropy: np.ndarray, *, guard_constant: bool = True) -> np.ndarray:
+    """CDM's weight factors ``int(3 + 3·σ(4e − 2))`` ∈ {3, 4, 5}, with ``e`` the entropy min-max scaled within
+    the sequence (cut points at e ≈ 0.327 and e ≈ 0.673).
+
+    The reference code divides by ``max − min`` unguarded: a constant entropy (one token, for instance) makes
+    ``e`` NaN and the integer cast produces garbage. ``guard_constant=True`` (canonical) gives every token 4 (the
+    middle factor, i.e. no token is preferred); ``False`` raises ``ValueError`` instead of computing garbage.
+
+    >>> cdm_entropy_factors(np.array([1.0, 2.0, 3.0])).tolist()
+    [3, 4, 5]
+    """
+    entropy = np.asarray(entropy, dtype=np.float64)
+    if entropy.ndim != 1:
+        raise ValueError("entropy must be one value per token")
+    if len(entropy) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not np.all(np.isfinite(entropy)):
+        raise ValueError("entropy holds NaN or infinite values")
+    low, high = float(entropy.min()), float(entropy.max())
+    if high == low:
+        if not guard_constant:
+            raise ValueError("constant entropy: the reference CDM weights are undefined (0/0 in the min-max "
+                             "scaling); use the canonical mode")
+        return np.full(len(entropy), 4, dtype=np.int64)
+    scaled = (entropy - low) / (high - low)
+    return (3 + 3 / (1 + np.exp(-(4 * scaled - 2)))).astype(np.int64)
+
+
+@dataclass
+class DTWResult:
+    """A hard DTW alignment.
+
+    Attributes:
+        path: ``(L, 2)`` int array of ``(teacher i, student j)`` cells, from (0, 0) to (n−1, m−1).
+        cost: the accumulated cost at the last cell.
+        teacher_to_student: for each teacher index, the student indices it is paired with (ascending).
+        student_to_teacher: for each student index, the teacher indices it is paired with (ascending).
+    """
+
+    path: np.ndarray
+    cost: float
+    teacher_to_student: list[list[int]]
+    student_to_teacher: list[list[int]]
+
+
+_DTW_KERNEL = None
+
+
+def _kernel():
+    global _DTW_KERNEL
+    if _DTW_KERNEL is None:
+        from numba import njit
+
+        @njit(cache=True)
+        def dtw(cost):
+            n, m = cost.shape
+            acc = np.full((n + 1, m + 1), np.inf)
+            acc[0, 0] = 0.0
+            for i in range(1, n + 1):
+                for j in range(1, m + 1):
+                    best = acc[i - 1, j - 1]
+                    if acc[i - 1, j] < best:
+                        best = acc[i - 1, j]
+                    if acc[i, j - 1] < best:
+                        best = acc[i, j - 1]
+                    acc[i, j] = cost[i - 1, j - 1] + best
+            # backtrace over the accumulated matrix; the first minimum of [diag, up, left] wins
+            path = np.empty((n + m - 1, 2), np.int64)
+            i, j = n - 1, m - 1
+            steps = 0
+            while i > 0 or j > 0:
+                path[steps, 0] = i
+                path[steps, 1] = j
+                steps += 1
+                diag = acc[i, j] if (i > 0 and j > 0) else np.inf
+                up = acc[i, j + 1] if i > 0 else np.inf
+                left = acc[i + 1, j] if j > 0 else np.inf
+                if diag <= up and diag <= left:
+                    i -= 1
+                    j -= 1
+                elif up <= left:
+                    i -= 1
+                else:
+                    j -= 1
+            path[steps, 0] = 0
+            path[steps, 1] = 0
+            steps += 1
+            return path[:steps][::-1].copy(), acc[n, m]
+
+        _DTW_KERNEL = dtw
+    return _DTW_KERNEL
+
+
+def dtw_path(cost: np.ndarray) -> DTWResult:
+    """Classic DTW over a cost matrix (teacher rows, student columns); see the module docstring.
+
+    Raises:
+        ValueError: an empty side, a matrix that is not 2-D, or non-finite costs.
+    """
+    cost = np.ascontiguousarray(cost, dtype=np.float64)
+    if cost.ndim != 2:
+        raise ValueError(f"the cost matrix must be 2-D, got shape {cost.shape}")
+    n, m = cost.shape
+    if n == 0 or m == 0:
+        raise ValueError(f"DTW needs at least one token on each side (got {n} teacher, {m} student)")
+    if not np.all(np.isfinite(cost)):
+        raise ValueError("the cost matrix holds NaN or infinite values")
+    path, total = _kernel()(cost)
+    t2s: list[list[int]] = [[] for _ in range(n)]
+    s2t: list[list[int]] = [[] for _ in range(m)]
+    for i, j in path.tolist():
+        t2s[i].append(j)
+        s2t[j].append(i)
+    return DTWResult(path, float(total), t2s, s2t)
+
+
+def path_components(path: np.ndarray) -> list[tuple[list[int], list[int]]]:
+    """Connected components of a monotone DTW path, in order.
+
+    Consecutive path cells share a row or a column unless the step is diagonal, so a component ends exactly at
+    each diagonal step.
+
+    >>> path_components(np.array([[0, 0], [1, 1], [2, 2], [3, 2], [4, 3]]))
+    [([0], [0]), ([1], [1]), ([2, 3], [2]), ([4], [3])]
+    """
+    if len(path) == 0:
+        return []
+    diagonal = np.flatnonzero((np.diff(path[:, 0]) > 0) & (np.diff(path[:, 1]) > 0)) + 1
+    out = []
+    for piece in np.split(path, diagonal):
+        out.append((np.unique(piece[:, 0]).tolist(), np.unique(piece[:, 1]).tolist()))
+    return out
+
+
+def cdm_groups(teacher_to_student: list[list[int]], student_to_teacher: list[list[int]]) -> list[dict]:
+    """CDM's own grouping (``transform_step_logits_fast``): each distinct ``teacher_to_student`` list, in first-seen
+    order, is one group of student positions; its teacher rows are the teachers of those students (the rows CDM
+    averages). On n:m paths groups can overlap; this is kept as published, for fidelity.
+    """
+    seen: dict[tuple[int, ...], int] = {}
+    groups: list[dict] = []
+    for students in teacher_to_student:
+        key = tuple(students)
+        if key in seen:
+            continue
+        seen[key] = len(groups)
+        teachers = sorted({i for j in students for i in student_to_teacher[j]})
+        groups.append({"teacher": teachers, "student": list(students)})
+    return groups

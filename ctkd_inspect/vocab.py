@@ -1,0 +1,452 @@
+"""Vocabulary mappings between a teacher and a student tokenizer, with coverage statistics.
+
+Three mappings, as CTKD methods use them:
+
+- **exact** — ids whose *canonical byte strings* are equal. The canonical form of a token is the bytes it stands
+  for, with the word-start marker spelled as a leading space in every scheme: byte-level ``Ġthe`` → ``b" the"``,
+  SentencePiece ``▁the`` → ``b" the"`` and ``<0x0A>`` → ``b"\\n"``, WordPiece ``the`` (a word start) → ``b" the"``
+  and ``##ing`` → ``b"ing"``. Comparing these bytes is tokenkit's "byteification": naive string matching would
+  miss every byte-level token spelled in the ``Ġ`` alphabet.
+- **mined** — MinED (FuseLLM): for every source token the target token at minimum Levenshtein distance, ties to
+  the lowest id; exact matches first. ``mode="canonical"`` compares canonical strings (bytes, one character
+  each); ``mode="reference"`` reproduces FuseLLM's ``vocab_mapping.py``: the raw vocabulary string with the
+  teacher's marker replaced by the student's, compared with the raw student strings (so byte-level ``Ã¯`` never
+  meets SentencePiece ``ï``, which is why canonical is the default). Both directions; cached on disk.
+- **CDM's context-aware top-K dynamic mapping** (:func:`cdm_dynamic_mapping`), computed at aligned positions from
+  model signals: for each teacher top-K id without a static mapping, the student top-K id at the same aligned
+  row with the smallest normalised distance ``Lev(a, b) / (|a| + |b|)`` (spaces removed), accepted when strictly
+  below θ = 0.3.
+
+Special (control) tokens are never mapped by the exact and MinED mappings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .text import SPIECE, token_bytes, tokenizer_profile
+
+UNMAPPED = -1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# vocabularies
+
+
+@dataclass
+class Vocabulary:
+    """A tokenizer's vocabulary in id order: raw strings, canonical strings, special flags."""
+
+    name: str
+    scheme: str
+    raw: list[str]  # convert_ids_to_tokens for every id (ids without a token: "")
+    canonical: list[str]  # canonical bytes, one character per byte (latin-1), "" for special/missing ids
+    special: np.ndarray  # bool per id
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the vocabulary (changes whenever any token or special flag does)."""
+        h = hashlib.sha256()
+        h.update(self.scheme.encode())
+        for token in self.raw:
+            h.update(token.encode("utf-8", "surrogatepass") + b"\0")
+        h.update(self.special.tobytes())
+        return h.hexdigest()[:16]
+
+
+def canonical_bytes(token: str, scheme: str, continuation_prefix: str = "##") -> bytes:
+    """The canonical byte form of a vocabulary string (see the module docstring).
+
+    >>> canonical_bytes("Ġthe", "byte-level"), canonical_bytes("▁the", "sentencepiece")
+    (b' the', b' the')
+    >>> canonical_bytes("the", "wordpiece"), canonical_bytes("##ing", "wordpiece")
+    (b' the', b'ing')
+    """
+    if scheme == "wordpiece":
+        if token.startswith(continuation_prefix) and len(token) > len(continuation_prefix):
+            return token[len(continuation_prefix):].encode("utf-8")
+        return b" " + token.encode("utf-8")
+    return token_bytes(token, scheme, continuation_prefix)
+
+
+def vocabulary(tokenizer, name: str | None = None) -> Vocabulary:
+    """The :class:`Vocabulary` of a transformers fast tokenizer (all ids up to the largest one)."""
+    profile = tokenizer_profile(tokenizer)
+    vocab = tokenizer.get_vocab()
+    size = max(vocab.values()) + 1 if vocab else 0
+    raw = [""] * size
+    for token, index in vocab.items():
+        raw[index] = token
+    special = np.zeros(size, dtype=bool)
+    special[[i for i in profile.special_ids if i < size]] = True
+    canonical = [
+        "" if special[i] or not token else
+        canonical_bytes(token, profile.scheme, profile.continuation_prefix).decode("latin-1")
+        for i, token in enumerate(raw)
+    ]
+    source = getattr(tokenizer, "ctkd_source", None)
+    label = name or (source.name if source else getattr(tokenizer, "name_or_path", "") or "tokenizer")
+    return Vocabulary(label, profile.scheme, raw, canonical, special)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# MinED nearest neighbour
+
+
+def nearest_by_edit_distance(source: Sequence[str], target: Sequence[str], *, skip_source: np.ndarray | None = None,
+                             skip_target: np.ndarray | None = None, workers: int = -1, chunk: int = 512,
+                             progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For every source string, the target index at minimum Levenshtein distance (ties: the lowest index).
+
+    Returns ``(index, distance)`` arrays over the source; skipped sources get ``-1``/``-1``.
+
+    How it stays fast on 128k × 256k vocabularies: exact matches are taken from a dictionary; the rest are
+    resolved in rounds of growing distance bound k = 1, 2, 4, 8, …: since ``Lev(a, b) ≥ |len(a) − len(b)|``, a
+    source of length L can only reach distance ≤ k with targets of length L ± k, so each round compares the
+    unresolved sources of each length with that length window only (rapidfuzz ``cdist`` with ``score_cutoff=k``,
+    all cores). A source whose best distance is ≤ k is final: every target that could tie or beat it was in the
+    window. The last round has no bound.
+    """
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import cdist
+
+    n_source, n_target = len(source), len(target)
+    index = np.full(n_source, UNMAPPED, dtype=np.int64)
+    distance = np.full(n_source, UNMAPPED, dtype=np.int64)
+    skip_source = np.zeros(n_source, bool) if skip_source is None else np.asarray(skip_source, bool)
+    skip_target = np.zeros(n_target, bool) if skip_target is None else np.asarray(skip_target, bool)
+    usable = np.flatnonzero(~skip_target)
+    if len(usable) == 0:
+        return index, distance
+    first_of: dict[str, int] = {}
+    for t in usable.tolist():
+        first_of.setdefault(target[t], t)
+    pending = []
+    for s in range(n_source):
+        if skip_source[s]:
+            continue
+        hit = first_of.get(source[s])
+        if hit is None:
+            pending.append(s)
+        else:
+            index[s], distance[s] = hit, 0
+    total = int((~skip_source).sum())
+    done = total - len(pending)
+    if progress:
+        progress(done, total)
+    target_len = np.fromiter((len(target[t]) for t in usable), np.int64, len(usable))
+    target_strings = [target[t] for t in usable]
+    pending_arr = np.asarray(pending, dtype=np.int64)
+    pending_len = np.fromiter((len(source[s]) for s in pending), np.int64, len(pending))
+    bound = 1
+    max_len = int(max(target_len.max(), pending_len.max() if len(pending_len) else 0))
+    while len(pending_arr):
+        last_round = bound > max_len
+        still = []
+        for length in np.unique(pending_len).tolist():
+            rows = pending_arr[pending_len == length]
+            # Lev(a, b) >= |len(a) - len(b)|: only targets within the length window can reach the bound
+            window = np.arange(len(usable)) if last_round else np.flatnonzero(np.abs(target_len - length) <= bound)
+            if len(window) == 0:
+                still.append(rows)
+                continue
+            choices = [target_strings[w] for w in window]
+            cutoff = None if last_round else bound
+            for start in range(0, len(rows), chunk):
+                block = rows[start:start + chunk]
+                scores = cdist([source[s] for s in block], choices, scorer=Levenshtein.distance,
+                               score_cutoff=cutoff, dtype=np.int32, workers=workers)
+                best = scores.argmin(axis=1)  # first minimum = lowest target index (windows are ascending)
+                value = scores[np.arange(len(block)), best]
+                found = value <= bound if not last_round else np.ones(len(block), bool)
+                index[block[found]] = usable[window[best[found]]]
+                distance[block[found]] = value[found]
+                if (~found).any():
+                    still.append(block[~found])
+                done += int(found.sum())
+                if progress:
+                    progress(done, total)
+        pending_arr = np.concatenate(still) if still else np.zeros(0, np.int64)
+        pending_len = np.fromiter((len(source[s]) for s in pending_arr), np.int64, len(pending_arr))
+        bound *= 2
+    return index, distance
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# mappings
+
+
+@dataclass
+class VocabMapping:
+    """A mapping between two vocabularies, both directions.
+
+    ``teacher_to_student[i]`` is the student id for teacher id ``i`` (``-1`` unmapped), ``teacher_distance[i]``
+    its edit distance (0 exact, ``-1`` unmapped); likewise for the student side.
+    """
+
+    kind: str  # "exact" or "mined"
+    mode: str  # "canonical" or "reference"
+    teacher: str
+    student: str
+    teacher_to_student: np.ndarray
+    teacher_distance: np.ndarray
+    student_to_teacher: np.ndarray
+    student_distance: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def coverage(self) -> dict:
+        """Share of each non-special vocabulary mapped at all and mapped exactly."""
+        out = {}
+        for side, mapping, dist in (("teacher", self.teacher_to_student, self.teacher_distance),
+                                    ("student", self.student_to_teacher, self.student_distance)):
+            considered = int(self.info.get(f"{side}_mappable", len(mapping)))
+            mapped = int(np.count_nonzero(mapping >= 0))
+            exact = int(np.count_nonzero(dist == 0))
+            out[side] = {"vocab": len(mapping), "mappable": considered, "mapped": mapped, "exact": exact,
+                         "mapped_share": mapped / considered if considered else None,
+                         "exact_share": exact / considered if considered else None}
+            if self.kind == "mined" and mapped:
+                values = dist[mapping >= 0]
+                out[side]["distance_histogram"] = {str(d): int(c) for d, c in zip(*np.unique(np.minimum(values, 9),
+                                                                                        return_counts=True))}
+        return out
+
+    def to_dict(self, include_arrays: bool = False) -> dict:
+        data = {"kind": self.kind, "mode": self.mode, "teacher": self.teacher, "student": self.student,
+                "coverage": self.coverage(), "info": self.info}
+        if include_arrays:
+            data.update({"teacher_to_student": self.teacher_to_student.tolist(),
+                         "teacher_distance": self.teacher_distance.tolist(),
+                         "student_to_teacher": self.student_to_teacher.tolist(),
+                         "student_distance": self.student_distance.tolist()})
+        return data
+
+    def save(self, path: str | Path, teacher_vocab: Vocabulary | None = None,
+             student_vocab: Vocabulary | None = None) -> Path:
+        """Write the mapping: ``.json`` (arrays included), ``.npz``, or ``.parquet`` (one row per teacher id, with
+        the token strings when the vocabularies are given; needs pyarrow)."""
+        path = Path(path)
+        if path.suffix == ".json":
+            path.write_text(json.dumps(self.to_dict(include_arrays=True)), encoding="utf-8")
+        elif path.suffix == ".npz":
+            np.savez_compressed(path, teacher_to_student=self.teacher_to_student,
+                                teacher_distance=self.teacher_distance, student_to_teacher=self.student_to_teacher,
+                                student_distance=self.student_distance,
+                                meta=np.array(json.dumps({k: v for k, v in self.to_dict().items()
+                                                          if k != "coverage"})))
+        elif path.suffix == ".parquet":
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError as exc:
+                raise InputError("writing Parquet needs pyarrow: pip install pyarrow (or use .json / .npz)") from exc
+            columns = {"teacher_id": np.arange(len(self.teacher_to_student)),
+                       "student_id": self.teacher_to_student, "distance": self.teacher_distance}
+            if teacher_vocab is not None and student_vocab is not None:
+                columns["teacher_token"] = teacher_vocab.raw
+                columns["student_token"] = [student_vocab.raw[j] if j >= 0 else None
+                                            for j in self.teacher_to_student.tolist()]
+            table = pa.table(columns)
+            table = table.replace_schema_metadata({"ctkd_inspect": json.dumps(self.to_dict())})
+            pq.write_table(table, path)
+        else:
+            raise InputError(f"unsupported mapping file type {path.suffix!r}: use .json, .npz or .parquet")
+        return path
+
+    @classmethod
+    def load_npz(cls, path: str | Path) -> VocabMapping:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            return cls(meta["kind"], meta["mode"], meta["teacher"], meta["student"], data["teacher_to_student"],
+                       data["teacher_distance"], data["student_to_teacher"], data["student_distance"],
+                       meta.get("info", {}))
+
+
+def _mapping_strings(teacher: Vocabulary, student: Vocabulary, mode: str) -> tuple[list[str], list[str]]:
+    if mode == "canonical":
+        return teacher.canonical, student.canonical
+    if mode == "reference":
+        # FuseLLM: the teacher's marker is replaced by the student's, raw strings are compared
+        markers = {"byte-level": "Ġ", "sentencepiece": SPIECE}
+        t_marker, s_marker = markers.get(teacher.scheme, ""), markers.get(student.scheme, "")
+        source = [t.replace(t_marker, s_marker) if t_marker else t for t in teacher.raw]
+        return source, list(student.raw)
+    raise InputError(f"unknown mode {mode!r}: use 'canonical' or 'reference'")
+
+
+def _mappable(vocab: Vocabulary) -> np.ndarray:
+    return ~vocab.special & np.array([bool(t) for t in vocab.raw], dtype=bool)
+
+
+def exact_mapping(teacher: Vocabulary, student: Vocabulary, mode: str = "canonical") -> VocabMapping:
+    """Ids whose strings are equal (canonical bytes by default); the lowest id wins among duplicates."""
+    t_strings, s_strings = _mapping_strings(teacher, student, mode)
+    t_ok, s_ok = _mappable(teacher), _mappable(student)
+
+    def direction(source, source_ok, target, target_ok):
+        first: dict[str, int] = {}
+        for j in np.flatnonzero(target_ok).tolist():
+            first.setdefault(target[j], j)
+        out = np.full(len(source), UNMAPPED, dtype=np.int64)
+        for i in np.flatnonzero(source_ok).tolist():
+            out[i] = first.get(source[i], UNMAPPED)
+        return out, np.where(out >= 0, 0, UNMAPPED)
+
+    t2s, t_dist = direction(t_strings, t_ok, s_strings, s_ok)
+    if mode == "reference":
+        s_markers = {"byte-level": "Ġ", "sentencepiece": SPIECE}
+        s_marker, t_marker = s_markers.get(student.scheme, ""), s_markers.get(teacher.scheme, "")
+        back_source = [s.replace(s_marker, t_marker) if s_marker else s for s in student.raw]
+        s2t, s_dist = direction(back_source, s_ok, list(teacher.raw), t_ok)
+    else:
+        s2t, s_dist = direction(s_strings, s_ok, t_strings, t_ok)
+    return VocabMapping("exact", mode, teacher.name, student.name, t2s, t_dist, s2t, s_dist,
+                        {"teacher_mappable": int(t_ok.sum()), "student_mappable": int(s_ok.sum())})
+
+
+def mined_mapping(teacher: Vocabulary, student: Vocabulary, mode: str = "canonical", *,
+                  cache_dir: str | Path | None = None, workers: int = -1,
+                  progress: Callable[[str, int, int], None] | None = None) -> VocabMapping:
+    """MinED nearest-neighbour mapping in both directions (see :func:`nearest_by_edit_distance`).
+
+    Cached on disk under ``<cache>/vocab/`` keyed by both vocabularies' digests and the mode, so a second call is
+    a file read. ``progress(direction, done, total)`` reports the work.
+    """
+    from .sources.cache import cache_root
+
+    root = Path(cache_dir).expanduser() if cache_dir else cache_root()
+    key = f"mined-{mode}-{teacher.digest}-{student.digest}"
+    cached = root / "vocab" / f"{key}.npz"
+    if cached.exists():
+        try:
+            mapping = VocabMapping.load_npz(cached)
+            mapping.teacher, mapping.student = teacher.name, student.name
+            return mapping
+        except (OSError, ValueError, KeyError):
+            pass  # damaged cache file: recompute
+    t_strings, s_strings = _mapping_strings(teacher, student, mode)
+    t_ok, s_ok = _mappable(teacher), _mappable(student)
+
+    def report(direction):
+        return (lambda done, total: progress(direction, done, total)) if progress else None
+
+    t2s, t_dist = nearest_by_edit_distance(t_strings, s_strings, skip_source=~t_ok, skip_target=~s_ok,
+                                           workers=workers, progress=report("teacher→student"))
+    if mode == "reference":
+        s_markers = {"byte-level": "Ġ", "sentencepiece": SPIECE}
+        s_marker, t_marker = s_markers.get(student.scheme, ""), s_markers.get(teacher.scheme, "")
+        back = [s.replace(s_marker, t_marker) if s_marker else s for s in student.raw]
+        s2t, s_dist = nearest_by_edit_distance(back, list(teacher.raw), skip_source=~s_ok, skip_target=~t_ok,
+                                               workers=workers, progress=report("student→teacher"))
+    else:
+        s2t, s_dist = nearest_by_edit_distance(s_strings, t_strings, skip_source=~s_ok, skip_target=~t_ok,
+                                               workers=workers, progress=report("student→teacher"))
+    mapping = VocabMapping("mined", mode, teacher.name, student.name, t2s, t_dist, s2t, s_dist,
+                           {"teacher_mappable": int(t_ok.sum()), "student_mappable": int(s_ok.sum())})
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(cached.name + ".tmp.npz")
+    mapping.save(tmp)
+    tmp.replace(cached)  # atomic: a half-written cache file is never read
+    return mapping
+
+
+def closest_non_exact(mapping: VocabMapping, teacher: Vocabulary, student: Vocabulary, limit: int = 20) -> list[dict]:
+    """The teacher tokens mapped at the smallest non-zero distances (the most informative near misses)."""
+    dist = mapping.teacher_distance
+    candidates = np.flatnonzero(dist > 0)
+    order = candidates[np.lexsort((candidates, dist[candidates]))][:limit]
+    return [{"teacher_id": int(i), "teacher": teacher.raw[i], "student_id": int(mapping.teacher_to_student[i]),
+             "student": student.raw[mapping.teacher_to_student[i]], "distance": int(dist[i])} for i in order]
+
+
+def unmapped_sample(mapping: VocabMapping, teacher: Vocabulary, limit: int = 20, seed: int = 0) -> list[dict]:
+    """A deterministic sample of teacher tokens with no mapping."""
+    missing = np.flatnonzero((mapping.teacher_to_student < 0) & _mappable(teacher))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(missing, size=min(limit, len(missing)), replace=False)) if len(missing) else missing
+    return [{"teacher_id": int(i), "teacher": teacher.raw[i]} for i in chosen]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CDM's contextual dynamic mapping
+
+
+def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray, teacher_decoded: Callable[[int], str],
+                        student_decoded: Callable[[int], str], static_t2s: np.ndarray | None = None,
+                        static_s2t: np.ndarray | None = None, threshold: float = 0.3) -> dict:
+    """CDM's context-aware top-K dynamic mapping over aligned rows, in both directions (the ``CDMKLD`` variant).
+
+    For each aligned row and each top-K id of one side without a mapping (static, or added earlier in this call),
+    the candidates are the other side's top-K ids at the same row; the candidate with the smallest normalised
+    distance ``Lev(a, b) / (|a| + |b|)`` (spaces removed) is accepted when that distance is strictly below θ.
+    The published code also subtracts a "matched" set built in the other vocabulary's id space (a bug: it removes
+    unrelated candidates at random); that step is not reproduced.
+
+    Args:
+        teacher_topk, student_topk: ``(G, K)`` top-K ids at each aligned row (the teacher row and the student row of
+            each group, as the alignment pairs them).
+        teacher_decoded, student_decoded: id → decoded string.
+        static_t2s, static_s2t: static mappings (``-1`` unmapped), e.g. the exact mapping; ``None`` means empty.
+        threshold: θ (CDM: 0.3).
+
+    Returns:
+        ``{"teacher_to_student": {id: id}, "student_to_teacher": {id: id}`` (the dynamic additions),
+        ``"topk_coverage"`` (one minus the mean over the two directions of unmapped top-K slots / (G·K), the
+        "mapping coverage" CDM's code logs), ``"teacher_slots_mapped"``, ``"student_slots_mapped"``, ``"rows"``,
+        ``"k"``}.
+    """
+    from .engines.dtw_core import normalized_edit_distance
+
+    teacher_topk = np.asarray(teacher_topk, dtype=np.int64)
+    student_topk = np.asarray(student_topk, dtype=np.int64)
+    if teacher_topk.shape != student_topk.shape or teacher_topk.ndim != 2:
+        raise InputError("teacher and student top-K arrays must both be (rows, K)")
+    rows, k = teacher_topk.shape
+
+    def one_direction(source_topk, target_topk, source_text, target_text, static):
+        stripped: dict[tuple[str, int], str] = {}
+
+        def text(side, fn, i):
+            key = (side, i)
+            if key not in stripped:
+                stripped[key] = fn(i).replace(" ", "")
+            return stripped[key]
+
+        added: dict[int, int] = {}
+        mapped = 0
+        for row in range(rows):
+            candidates = target_topk[row].tolist()
+            for i in source_topk[row].tolist():
+                if static is not None and 0 <= i < len(static) and static[i] >= 0:
+                    mapped += 1
+                    continue
+                if i in added:
+                    mapped += 1
+                    continue
+                a = text("s", source_text, i)
+                best, best_d = -1, threshold
+                for j in candidates:
+                    d = normalized_edit_distance(a, text("t", target_text, j))
+                    if d < best_d:
+                        best, best_d = j, d
+                if best >= 0:
+                    added[i] = best
+                    mapped += 1
+        return added, mapped
+
+    t2s, t_mapped = one_direction(teacher_topk, student_topk, teacher_decoded, student_decoded, static_t2s)
+    s2t, s_mapped = one_direction(student_topk, teacher_topk, student_decoded, teacher_decoded, static_s2t)
+    slots = rows * k
+    coverage = None if slots == 0 else 1 - 0.5 * ((slots - t_mapped) / slots + (slots - s_mapped) / slots)
+    return {"teacher_to_student": t2s, "student_to_teacher": s2t, "topk_coverage": coverage,
+            "teacher_slots_mapped": t_mapped, "student_slots_mapped": s_mapped, "rows": rows, "k": k}

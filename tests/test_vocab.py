@@ -1,0 +1,164 @@
+"""Vocabulary mappings: canonical exact overlap, MinED nearest neighbours, CDM's dynamic top-K mapping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ctkd_inspect.vocab import (
+    VocabMapping,
+    Vocabulary,
+    canonical_bytes,
+    cdm_dynamic_mapping,
+    closest_non_exact,
+    exact_mapping,
+    mined_mapping,
+    nearest_by_edit_distance,
+    unmapped_sample,
+    vocabulary,
+)
+
+
+def toy(name, tokens, scheme):
+    canonical = [canonical_bytes(t, scheme).decode("latin-1") for t in tokens]
+    return Vocabulary(name, scheme, list(tokens), canonical, np.zeros(len(tokens), bool))
+
+
+def test_vector13_fusellm_nearest_mapping():
+    student = toy("s", ["Ġcat", "Ġcar", "Ġca"], "byte-level")
+    index, distance = nearest_by_edit_distance(["Ġcats"], student.raw)  # "▁" replaced by "Ġ", as FuseLLM does
+    assert index.tolist() == [0] and distance.tolist() == [1]
+    # ties resolve to the first token in vocabulary (id) order
+    index, distance = nearest_by_edit_distance(["Ġcab"], ["Ġcar", "Ġcat", "Ġcab!"])
+    assert index.tolist() == [0] and distance.tolist() == [1]
+
+
+def test_vector13_through_mined_mapping(tmp_path):
+    teacher = toy("t", ["▁cats", "▁car"], "sentencepiece")
+    student = toy("s", ["Ġcat", "Ġcar", "Ġca"], "byte-level")
+    mapping = mined_mapping(teacher, student, "reference", cache_dir=tmp_path)
+    assert mapping.teacher_to_student.tolist() == [0, 1] and mapping.teacher_distance.tolist() == [1, 0]
+    # canonical mode compares bytes: "▁cats" and "Ġcat" are b" cats" and b" cat"
+    canonical = mined_mapping(teacher, student, "canonical", cache_dir=tmp_path)
+    assert canonical.teacher_to_student.tolist() == [0, 1]
+
+
+def brute_nearest(source, target):
+    from rapidfuzz.distance import Levenshtein
+
+    out = []
+    for s in source:
+        distances = [Levenshtein.distance(s, t) for t in target]
+        best = min(distances)
+        out.append((distances.index(best), best))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet="abcd ", max_size=6), min_size=1, max_size=25),
+       st.lists(st.text(alphabet="abcd ", max_size=6), min_size=1, max_size=40))
+def test_nearest_equals_brute_force_with_ties_and_empty_strings(source, target):
+    index, distance = nearest_by_edit_distance(source, target, workers=1, chunk=7)
+    assert list(zip(index.tolist(), distance.tolist())) == brute_nearest(source, target)
+
+
+def test_nearest_skips(tmp_path):
+    index, distance = nearest_by_edit_distance(["ab", "cd"], ["ab", "cd"], skip_source=np.array([False, True]),
+                                               skip_target=np.array([True, False]))
+    assert index.tolist() == [1, -1] and distance.tolist() == [2, -1]
+
+
+def test_nearest_on_real_vocabularies_equals_brute_force(tok):
+    teacher = vocabulary(tok("llama3"))
+    student = vocabulary(tok("bert"))
+    rng = np.random.default_rng(0)
+    source = [teacher.canonical[i] for i in rng.choice(len(teacher), 200, replace=False)]
+    target = student.canonical[:4000]
+    index, distance = nearest_by_edit_distance(source, target)
+    assert list(zip(index.tolist(), distance.tolist())) == brute_nearest(source, target)
+
+
+def test_canonical_exact_overlap_llama3_gemma2_is_tokenkits_figure(tok):
+    """tokenkit reports that Gemma 2 and Llama 3 share 85,699 tokens after byteification (25,632 by naive string
+    match); our canonical byte form gives exactly that number."""
+    mapping = exact_mapping(vocabulary(tok("llama3")), vocabulary(tok("gemma2")))
+    assert mapping.coverage()["teacher"]["exact"] == 85_699
+    reference = exact_mapping(vocabulary(tok("llama3")), vocabulary(tok("gemma2")), "reference")
+    assert reference.coverage()["teacher"]["exact"] < 85_699  # marker replacement misses byte-level spellings
+
+
+def test_canonical_bytes_across_schemes():
+    assert canonical_bytes("Ġthe", "byte-level") == canonical_bytes("▁the", "sentencepiece") == b" the"
+    assert canonical_bytes("the", "wordpiece") == b" the" and canonical_bytes("##ing", "wordpiece") == b"ing"
+    assert canonical_bytes("<0x0A>", "sentencepiece") == canonical_bytes("Ċ", "byte-level") == b"\n"
+
+
+def test_special_tokens_are_never_mapped(tok):
+    teacher, student = vocabulary(tok("llama3")), vocabulary(tok("gemma3"))
+    mapping = exact_mapping(teacher, student)
+    bos = tok("llama3").convert_tokens_to_ids("<|begin_of_text|>")
+    assert teacher.special[bos] and mapping.teacher_to_student[bos] == -1
+
+
+def test_mined_is_cached_on_disk(tmp_path):
+    teacher = toy("t", ["Ġhello", "Ġworld", "Ġfoo"], "byte-level")
+    student = toy("s", ["▁hello", "▁word", "▁bar"], "sentencepiece")
+    first = mined_mapping(teacher, student, cache_dir=tmp_path)
+    files = list((tmp_path / "vocab").glob("*.npz"))
+    assert len(files) == 1
+    again = mined_mapping(teacher, student, cache_dir=tmp_path)
+    assert np.array_equal(first.teacher_to_student, again.teacher_to_student)
+    assert first.teacher_to_student.tolist() == [0, 1, 1] and first.teacher_distance.tolist() == [0, 1, 3]
+    assert first.student_to_teacher.tolist() == [0, 1, 2]
+
+
+def test_reports_and_files(tmp_path):
+    import pyarrow.parquet as pq
+
+    teacher = toy("t", ["Ġhello", "Ġworld", "Ġzzzzzz"], "byte-level")
+    student = toy("s", ["▁hello", "▁word"], "sentencepiece")
+    mapping = mined_mapping(teacher, student, cache_dir=tmp_path)
+    assert closest_non_exact(mapping, teacher, student)[0] == {
+        "teacher_id": 1, "teacher": "Ġworld", "student_id": 1, "student": "▁word", "distance": 1}
+    assert [r["teacher"] for r in unmapped_sample(exact_mapping(teacher, student), teacher)] == ["Ġworld", "Ġzzzzzz"]
+    for suffix in (".json", ".npz", ".parquet"):
+        path = mapping.save(tmp_path / f"m{suffix}", teacher, student)
+        assert path.stat().st_size > 0
+    # " zzzzzz" is 6 edits from both " hello" and " word": the tie goes to the lower id
+    assert json.loads((tmp_path / "m.json").read_text())["teacher_to_student"] == [0, 1, 0]
+    assert VocabMapping.load_npz(tmp_path / "m.npz").teacher_to_student.tolist() == [0, 1, 0]
+    table = pq.read_table(tmp_path / "m.parquet")
+    assert table.column("student_token").to_pylist() == ["▁hello", "▁word", "▁hello"]
+
+
+def test_cdm_dynamic_mapping_by_hand():
+    teacher_strings = {10: " cats", 11: " dog", 12: " the"}
+    student_strings = {20: " cat", 21: " dogs", 22: " a"}
+    static_t2s = np.full(13, -1)
+    static_t2s[12] = 22  # pretend " the" is statically mapped
+    out = cdm_dynamic_mapping(np.array([[10, 11, 12]]), np.array([[20, 21, 22]]), teacher_strings.__getitem__,
+                              student_strings.__getitem__, static_t2s=static_t2s)
+    assert out["teacher_to_student"] == {10: 20, 11: 21}  # d = 1/7 each, below 0.3
+    assert out["teacher_slots_mapped"] == 3
+    # student direction: " cat"→" cats", " dogs"→" dog"; " a" finds nothing (d(" a", " the") = 0.5)
+    assert out["student_to_teacher"] == {20: 10, 21: 11}
+    assert out["topk_coverage"] == pytest.approx(1 - 0.5 * (0 / 3 + 1 / 3))
+
+
+def test_vocab_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from ctkd_inspect.cli import main
+
+    out = CliRunner().invoke(main, ["vocab", "llama3", "gemma2", "--exact-only", "--json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    assert report["exact"]["teacher"]["exact"] == 85_699 and report["unmapped_exactly"]
+    out = CliRunner().invoke(main, ["vocab", "llama3", "gemma2", "--exact-only", "--out", str(tmp_path / "m.npz")])
+    assert out.exit_code == 0 and "85,699" in out.output and (tmp_path / "m.npz").exists()
+    out = CliRunner().invoke(main, ["vocab", "llama3", "gemma2", "--exact-only", "--out", str(tmp_path / "m.txt")])
+    assert out.exit_code == 2 and "unsupported mapping file type" in out.output
