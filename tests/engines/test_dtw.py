@@ -257,7 +257,8 @@ def test_difference4_empty_side():
     only_special = Tokenization("s", "ab", np.array([0]), ["<s>"], np.array([0]), np.array([0]), np.array([True]),
                                 "byte-level")
     result = MinedEngine().align(one, only_special)
-    assert result.unmatched()["teacher"] == [{"index": 0, "reason": "no-partner"}, {"index": 1, "reason": "no-partner"}]
+    lonely = [{"index": 0, "reason": "no-partner"}, {"index": 1, "reason": "no-partner"}]
+    assert result.unmatched()["teacher"] == lonely
 
 
 def test_difference5_any_scheme_and_wordpiece_continuations():
