@@ -26,6 +26,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.raw)
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """A short hash of the vocabulary (changes whenever any token or special flag does)."""
         h = hashlib.sha256()
@@ -381,23 +382,27 @@ def unmapped_sample(mapping: VocabMapping, teacher: Vocabulary, limit: int = 20,
 # CDM's contextual dynamic mapping
 
 
-def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray, teacher_decoded: Callable[[int], str],
-                        student_decoded: Callable[[int], str], static_t2s: np.ndarray | None = None,
-                        static_s2t: np.ndarray | None = None, threshold: float = 0.3) -> dict:
+def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray,
+                        teacher_decoded: Sequence[str] | Callable[[int], str],
+                        student_decoded: Sequence[str] | Callable[[int], str], static_t2s: np.ndarray | None = None,
+                        static_s2t: np.ndarray | None = None, threshold: float = 0.3,
+                        spaces_removed: bool = False) -> dict:
     """CDM's context-aware top-K dynamic mapping over aligned rows, in both directions (the ``CDMKLD`` variant).
 
     For each aligned row and each top-K id of one side without a mapping (static, or added earlier in this call),
     the candidates are the other side's top-K ids at the same row; the candidate with the smallest normalised
-    distance ``Lev(a, b) / (|a| + |b|)`` (spaces removed) is accepted when that distance is strictly below θ.
-    The published code also subtracts a "matched" set built in the other vocabulary's id space (a bug: it removes
-    unrelated candidates at random); that step is not reproduced.
+    distance ``Lev(a, b) / (|a| + |b|)`` (spaces removed; ties to the higher-ranked candidate) is accepted when
+    that distance is strictly below θ. The published code also subtracts a "matched" set built in the other
+    vocabulary's id space (a bug: it removes unrelated candidates at random); that step is not reproduced.
 
     Args:
         teacher_topk, student_topk: ``(G, K)`` top-K ids at each aligned row (the teacher row and the student row of
             each group, as the alignment pairs them).
-        teacher_decoded, student_decoded: id → decoded string.
+        teacher_decoded, student_decoded: the decoded string of every id — a list indexed by id (fast: decode the
+            vocabulary once, see :func:`decoded_vocabulary`) or a function of the id.
         static_t2s, static_s2t: static mappings (``-1`` unmapped), e.g. the exact mapping; ``None`` means empty.
         threshold: θ (CDM: 0.3).
+        spaces_removed: the decoded lists already have their spaces removed (then they are indexed directly).
 
     Returns:
         ``{"teacher_to_student": {id: id}, "student_to_teacher": {id: id}`` (the dynamic additions),
@@ -405,7 +410,8 @@ def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray, teac
         "mapping coverage" CDM's code logs), ``"teacher_slots_mapped"``, ``"student_slots_mapped"``, ``"rows"``,
         ``"k"``}.
     """
-    from .engines.dtw_core import normalized_edit_distance
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import cdist
 
     teacher_topk = np.asarray(teacher_topk, dtype=np.int64)
     student_topk = np.asarray(student_topk, dtype=np.int64)
@@ -413,40 +419,66 @@ def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray, teac
         raise InputError("teacher and student top-K arrays must both be (rows, K)")
     rows, k = teacher_topk.shape
 
+    def stripper(decoded):
+        if spaces_removed and isinstance(decoded, Sequence):
+            return decoded.__getitem__
+        memo: dict[int, str] = {}
+        lookup = decoded.__getitem__ if isinstance(decoded, Sequence) else decoded
+
+        def text(i: int) -> str:
+            value = memo.get(i)
+            if value is None:
+                value = memo[i] = lookup(i).replace(" ", "")
+            return value
+
+        return text
+
     def one_direction(source_topk, target_topk, source_text, target_text, static):
-        stripped: dict[tuple[str, int], str] = {}
-
-        def text(side, fn, i):
-            key = (side, i)
-            if key not in stripped:
-                stripped[key] = fn(i).replace(" ", "")
-            return stripped[key]
-
         added: dict[int, int] = {}
+        size = int(max(source_topk.max(initial=0), 0)) + 1
+        done = np.zeros(size, dtype=bool)  # ids with a mapping: static, or added by an earlier row
+        if static is not None:
+            limit = min(size, len(static))
+            done[:limit] = np.asarray(static)[:limit] >= 0
         mapped = 0
         for row in range(rows):
+            source_ids = source_topk[row]
+            open_ids = source_ids[~done[source_ids]]
+            mapped += len(source_ids) - len(open_ids)
+            if len(open_ids) == 0:
+                continue
+            need = open_ids.tolist()
             candidates = target_topk[row].tolist()
-            for i in source_topk[row].tolist():
-                if static is not None and 0 <= i < len(static) and static[i] >= 0:
-                    mapped += 1
-                    continue
-                if i in added:
-                    mapped += 1
-                    continue
-                a = text("s", source_text, i)
-                best, best_d = -1, threshold
-                for j in candidates:
-                    d = normalized_edit_distance(a, text("t", target_text, j))
-                    if d < best_d:
-                        best, best_d = j, d
-                if best >= 0:
-                    added[i] = best
-                    mapped += 1
+            a = [source_text(i) for i in need]
+            b = [target_text(j) for j in candidates]
+            distance = cdist(a, b, scorer=Levenshtein.distance, dtype=np.int32)
+            total = np.fromiter(map(len, a), np.int64, len(a))[:, None] + np.fromiter(map(len, b), np.int64,
+                                                                                      len(b))[None, :]
+            normalized = np.divide(distance, total, out=np.zeros(distance.shape), where=total > 0)
+            best = normalized.argmin(axis=1)  # first minimum: the higher-ranked candidate
+            accepted = normalized[np.arange(len(need)), best] < threshold
+            for position in np.flatnonzero(accepted).tolist():
+                added[need[position]] = candidates[best[position]]
+                done[need[position]] = True
+            mapped += int(accepted.sum())
         return added, mapped
 
-    t2s, t_mapped = one_direction(teacher_topk, student_topk, teacher_decoded, student_decoded, static_t2s)
-    s2t, s_mapped = one_direction(student_topk, teacher_topk, student_decoded, teacher_decoded, static_s2t)
+    t2s, t_mapped = one_direction(teacher_topk, student_topk, stripper(teacher_decoded), stripper(student_decoded),
+                                  static_t2s)
+    s2t, s_mapped = one_direction(student_topk, teacher_topk, stripper(student_decoded), stripper(teacher_decoded),
+                                  static_s2t)
     slots = rows * k
     coverage = None if slots == 0 else 1 - 0.5 * ((slots - t_mapped) / slots + (slots - s_mapped) / slots)
     return {"teacher_to_student": t2s, "student_to_teacher": s2t, "topk_coverage": coverage,
             "teacher_slots_mapped": t_mapped, "student_slots_mapped": s_mapped, "rows": rows, "k": k}
+
+
+def decoded_vocabulary(vocab: Vocabulary, remove_spaces: bool = False) -> list[str]:
+    """Every id decoded on its own (as CDM's ``tokenizer.decode([id])``: byte fragments become U+FFFD), computed once
+    per vocabulary so the dynamic mapping needs no per-step decoding; ``remove_spaces`` also drops ASCII spaces, as
+    CDM's distance does."""
+    out = []
+    for token, special in zip(vocab.raw, vocab.special.tolist()):
+        text = token if special or not token else token_bytes(token, vocab.scheme).decode("utf-8", errors="replace")
+        out.append(text.replace(" ", "") if remove_spaces else text)
+    return out

@@ -171,6 +171,12 @@ class _DTWEngine:
         alignment = self._finish(teacher, student, table, options, path_full.tolist(), extra_groups, vocab_mapping,
                                  teacher_signals, student_signals, t_str, s_str, result, t_idx, s_idx)
         alignment.metrics["path_cost"] = result.cost
+        if (self.name == "cdm" and teacher_signals is not None and student_signals is not None
+                and teacher_tokenizer is not None and student_tokenizer is not None):
+            dynamic = contextual_mapping(extra_groups, teacher_signals, student_signals, teacher_tokenizer,
+                                         student_tokenizer, teacher.name, student.name)
+            alignment.metrics.update(dynamic["metrics"])
+            alignment.extra["dynamic_mapping"] = dynamic["pairs"]
         return alignment
 
     def _finish(self, teacher, student, table, options, path, extra_groups, vocab_mapping, teacher_signals,
@@ -262,6 +268,55 @@ def _top1_accuracy(teacher, student, result, t_idx, s_idx, vocab_mapping, teache
                                                         student.continuation_prefix)
         hits += canonical_cache[predicted] == student_canonical[target]
     return hits / total if total else None
+
+
+_VOCAB_CACHE: dict[tuple[int, str], object] = {}
+
+
+def _vocab_tables(tokenizer, name: str):
+    """(Vocabulary, decoded strings without spaces) of a tokenizer, built once per tokenizer object."""
+    from ..vocab import decoded_vocabulary, vocabulary
+
+    key = (id(tokenizer), name)
+    if key not in _VOCAB_CACHE:
+        vocab = vocabulary(tokenizer, name)
+        # the tokenizer is kept in the entry so its id cannot be reused by another object
+        _VOCAB_CACHE[key] = (vocab, decoded_vocabulary(vocab, remove_spaces=True), tokenizer)
+    return _VOCAB_CACHE[key][:2]
+
+
+_EXACT_CACHE: dict[tuple[str, str], object] = {}
+
+
+def contextual_mapping(groups: list[dict], teacher_signals, student_signals, teacher_tokenizer, student_tokenizer,
+                       teacher_name: str, student_name: str, threshold: float = 0.3) -> dict:
+    """CDM's dynamic top-K mapping over the rows of CDM's groups, with the exact (canonical) mapping as the static
+    part. The row of a group is its last teacher position and its last student position: the logits there
+    predict what follows the group on each side (CDM averages the logits of the group's rows; the signals keep
+    the top-K of each position, not whole logit rows, so the positions that predict the next text stand in).
+
+    Returns ``{"pairs": {teacher id: student id} (as strings), "metrics": {"topk_mapping_coverage",
+    "static_teacher_coverage", "dynamic_pairs"}}``.
+    """
+    from ..vocab import cdm_dynamic_mapping, exact_mapping
+
+    t_vocab, t_decoded = _vocab_tables(teacher_tokenizer, teacher_name)
+    s_vocab, s_decoded = _vocab_tables(student_tokenizer, student_name)
+    key = (t_vocab.digest, s_vocab.digest)
+    if key not in _EXACT_CACHE:
+        _EXACT_CACHE[key] = exact_mapping(t_vocab, s_vocab)
+    static = _EXACT_CACHE[key]
+    rows = [(g["teacher"][-1], g["student"][-1]) for g in groups if g["teacher"] and g["student"]]
+    t_rows = np.asarray(teacher_signals.topk_ids)[[r[0] for r in rows]] if rows else np.zeros((0, 1), np.int64)
+    s_rows = np.asarray(student_signals.topk_ids)[[r[1] for r in rows]] if rows else np.zeros((0, 1), np.int64)
+    k = min(t_rows.shape[1], s_rows.shape[1])
+    out = cdm_dynamic_mapping(t_rows[:, :k], s_rows[:, :k], t_decoded, s_decoded, static.teacher_to_student,
+                              static.student_to_teacher, threshold, spaces_removed=True)
+    coverage = static.coverage()["teacher"]
+    return {"pairs": {str(a): b for a, b in out["teacher_to_student"].items()},
+            "metrics": {"topk_mapping_coverage": out["topk_coverage"],
+                        "static_teacher_coverage": coverage["exact_share"],
+                        "dynamic_pairs": len(out["teacher_to_student"])}}
 
 
 class MinedEngine(_DTWEngine):

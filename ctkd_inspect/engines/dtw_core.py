@@ -12,8 +12,6 @@ compiled (numba, cached on disk): no Python loop per cell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 
@@ -29,7 +27,12 @@ def edit_distance_matrix(teacher: list[str], student: list[str], *, normalized: 
 
     if not teacher or not student:
         return np.zeros((len(teacher), len(student)), dtype=np.float64 if normalized else np.int32)
-    distance = cdist(teacher, student, scorer=Levenshtein.distance, dtype=np.int32, workers=workers)
+    # Token sequences repeat strings a lot (spaces, punctuation, common words): compute each distinct pair once.
+    t_unique, t_inverse = np.unique(np.asarray(teacher, dtype=object), return_inverse=True)
+    s_unique, s_inverse = np.unique(np.asarray(student, dtype=object), return_inverse=True)
+    distinct = cdist(t_unique.tolist(), s_unique.tolist(), scorer=Levenshtein.distance, dtype=np.int32,
+                     workers=workers)
+    distance = distinct.take(t_inverse, axis=0).take(s_inverse, axis=1)
     if not normalized:
         return distance
     total = (np.fromiter(map(len, teacher), np.int64, len(teacher))[:, None]
@@ -77,7 +80,6 @@ def cdm_entropy_factors(entropy: np.ndarray, *, guard_constant: bool = True) -> 
     return (3 + 3 / (1 + np.exp(-(4 * scaled - 2)))).astype(np.int64)
 
 
-@dataclass
 class DTWResult:
     """A hard DTW alignment.
 
@@ -88,10 +90,33 @@ class DTWResult:
         student_to_teacher: for each student index, the teacher indices it is paired with (ascending).
     """
 
-    path: np.ndarray
-    cost: float
-    teacher_to_student: list[list[int]]
-    student_to_teacher: list[list[int]]
+    def __init__(self, path: np.ndarray, cost: float, n: int, m: int):
+        self.path = path
+        self.cost = cost
+        self._shape = (n, m)
+        self._t2s: list[list[int]] | None = None
+        self._s2t: list[list[int]] | None = None
+
+    def _mappings(self) -> None:
+        n, m = self._shape
+        t2s: list[list[int]] = [[] for _ in range(n)]
+        s2t: list[list[int]] = [[] for _ in range(m)]
+        for i, j in self.path.tolist():
+            t2s[i].append(j)
+            s2t[j].append(i)
+        self._t2s, self._s2t = t2s, s2t
+
+    @property
+    def teacher_to_student(self) -> list[list[int]]:
+        if self._t2s is None:
+            self._mappings()
+        return self._t2s
+
+    @property
+    def student_to_teacher(self) -> list[list[int]]:
+        if self._s2t is None:
+            self._mappings()
+        return self._s2t
 
 
 _DTW_KERNEL = None
@@ -157,12 +182,7 @@ def dtw_path(cost: np.ndarray) -> DTWResult:
     if not np.all(np.isfinite(cost)):
         raise ValueError("the cost matrix holds NaN or infinite values")
     path, total = _kernel()(cost)
-    t2s: list[list[int]] = [[] for _ in range(n)]
-    s2t: list[list[int]] = [[] for _ in range(m)]
-    for i, j in path.tolist():
-        t2s[i].append(j)
-        s2t[j].append(i)
-    return DTWResult(path, float(total), t2s, s2t)
+    return DTWResult(path, float(total), n, m)
 
 
 def path_components(path: np.ndarray) -> list[tuple[list[int], list[int]]]:
