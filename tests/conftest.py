@@ -17,6 +17,20 @@ warnings.filterwarnings("ignore", module="transformers")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub must never be needed by the tests
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+# Without a GPU the Triton soft-DTW kernels run in Triton's interpreter, so CI checks them on the CPU. The variable
+# must be set before triton compiles (decorates) the kernels.
+if not _cuda_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 TOKENIZER_ASSETS = ("llama-models", "draive", "llama-cpp", "mistral-common", "smollm2", "gemma3-270m")
 
 

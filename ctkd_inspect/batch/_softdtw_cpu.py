@@ -1,0 +1,108 @@
+"""Soft-DTW on the CPU: compiled forward and E-matrix backward (numba), parallel over the pairs of a batch.
+
+Array conventions shared with the other back-ends (1-based DP coordinates inside padded arrays):
+
+- ``D``: ``(B, N, M)`` costs; pair ``b`` uses ``D[b, :n[b], :m[b]]``;
+- ``R``: ``(B, N + 2, M + 2)``; ``R[b, 0, 0] = 0``, the rest of row 0 and column 0 is ``+inf``;
+  ``R[b, i, j]`` for ``1 ≤ i ≤ n[b]``, ``1 ≤ j ≤ m[b]`` is the soft-DTW recursion, and the value of the pair is
+  ``R[b, n[b], m[b]]``. Cells beyond a pair's lengths are never read.
+- ``E``: ``(B, N, M)``, ``E[b, i-1, j-1] = ∂R[b, n, m] / ∂D[b, i-1, j-1]`` (zero outside the pair's block): the
+  expected alignment matrix.
+
+The soft minimum is evaluated with the smallest argument factored out, ``softmin(a, b, c) = r − γ·log Σ
+exp(−(v − r)/γ)`` with ``r = min(a, b, c)``, so it never overflows and an infinite argument contributes 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_KERNELS = None
+
+
+def kernels():
+    """``(forward, backward)`` compiled functions (compiled on first use, cached on disk)."""
+    global _KERNELS
+    if _KERNELS is None:
+        from numba import njit, prange
+
+        @njit(cache=True, parallel=True)
+        def forward(D, n, m, gamma):
+            B, N, M = D.shape
+            R = np.full((B, N + 2, M + 2), np.inf, dtype=D.dtype)
+            inv = 1.0 / gamma
+            for b in prange(B):
+                R[b, 0, 0] = 0.0
+                for i in range(1, n[b] + 1):
+                    for j in range(1, m[b] + 1):
+                        r0 = R[b, i - 1, j - 1]
+                        r1 = R[b, i - 1, j]
+                        r2 = R[b, i, j - 1]
+                        rmin = min(r0, min(r1, r2))
+                        if rmin == np.inf:
+                            R[b, i, j] = np.inf
+                            continue
+                        total = np.exp(-(r0 - rmin) * inv) + np.exp(-(r1 - rmin) * inv) + np.exp(-(r2 - rmin) * inv)
+                        R[b, i, j] = D[b, i - 1, j - 1] + rmin - gamma * np.log(total)
+            return R
+
+        @njit(cache=True, parallel=True)
+        def backward(D, R, n, m, gamma):
+            B, N, M = D.shape
+            E = np.zeros((B, N, M), dtype=D.dtype)
+            inv = 1.0 / gamma
+            for b in prange(B):
+                nb, mb = n[b], m[b]
+                # local padded copies: E and R with one extra row/column past the pair's end, D with zeros there
+                e = np.zeros((nb + 2, mb + 2), dtype=D.dtype)
+                r = np.full((nb + 2, mb + 2), -np.inf, dtype=D.dtype)
+                d = np.zeros((nb + 2, mb + 2), dtype=D.dtype)
+                for i in range(1, nb + 1):
+                    for j in range(1, mb + 1):
+                        r[i, j] = R[b, i, j]
+                        d[i, j] = D[b, i - 1, j - 1]
+                r[nb + 1, mb + 1] = R[b, nb, mb]
+                e[nb + 1, mb + 1] = 1.0
+                for j in range(mb, 0, -1):
+                    for i in range(nb, 0, -1):
+                        a = np.exp((r[i + 1, j] - r[i, j] - d[i + 1, j]) * inv)
+                        bb = np.exp((r[i, j + 1] - r[i, j] - d[i, j + 1]) * inv)
+                        c = np.exp((r[i + 1, j + 1] - r[i, j] - d[i + 1, j + 1]) * inv)
+                        e[i, j] = e[i + 1, j] * a + e[i, j + 1] * bb + e[i + 1, j + 1] * c
+                for i in range(1, nb + 1):
+                    for j in range(1, mb + 1):
+                        E[b, i - 1, j - 1] = e[i, j]
+            return E
+
+        _KERNELS = (forward, backward)
+    return _KERNELS
+
+
+def forward(D: np.ndarray, n: np.ndarray, m: np.ndarray, gamma: float) -> np.ndarray:
+    """The padded ``R`` of every pair (see the module docstring)."""
+    return kernels()[0](D, n.astype(np.int64), m.astype(np.int64), D.dtype.type(gamma))
+
+
+def backward(D: np.ndarray, R: np.ndarray, n: np.ndarray, m: np.ndarray, gamma: float) -> np.ndarray:
+    """``E = ∂value/∂D`` of every pair (see the module docstring)."""
+    return kernels()[1](D, R, n.astype(np.int64), m.astype(np.int64), D.dtype.type(gamma))
+
+
+def value_and_alignment(C: np.ndarray, gamma: float, penalty: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """Soft-DTW value and expected alignment ``E`` of one ``(N, M)`` cost matrix, in numpy (no torch needed).
+
+    Raises:
+        ValueError: gamma ≤ 0 or an empty matrix.
+    """
+    if not gamma > 0:
+        raise ValueError(f"gamma must be > 0 (got {gamma})")
+    D = np.ascontiguousarray(C, dtype=np.float64)
+    if D.ndim != 2 or D.shape[0] == 0 or D.shape[1] == 0:
+        raise ValueError(f"the cost matrix must be 2-D and non-empty (got shape {D.shape})")
+    if penalty is not None:
+        D = D + np.asarray(penalty, dtype=np.float64)
+    D = D[None]
+    n, m = np.array([D.shape[1]]), np.array([D.shape[2]])
+    R = forward(D, n, m, gamma)
+    E = backward(D, R, n, m, gamma)
+    return float(R[0, D.shape[1], D.shape[2]]), E[0]
