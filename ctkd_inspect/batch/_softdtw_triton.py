@@ -129,7 +129,7 @@ def backward(D: torch.Tensor, R: torch.Tensor, n: torch.Tensor, m: torch.Tensor,
     """``E = ∂value/∂D`` of every pair, computed in one launch."""
     D = D.contiguous()
     R = R.contiguous()
-    B, N, M = D.shape
+    B, N, _ = D.shape
     E = torch.zeros_like(D)
     block = _block(N)
     _backward_kernel[(B,)](D, R, E, n.to(torch.int32).contiguous(), m.to(torch.int32).contiguous(), *D.stride(),

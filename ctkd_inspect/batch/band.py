@@ -25,7 +25,7 @@ DEFAULTS = {"width": 5.0, "beta": 2.0, "alpha": 0.7, "penalty": 1.0}
 
 
 def _band_numpy(attention: np.ndarray, s_len: np.ndarray, t_len: np.ndarray, width, beta, alpha, penalty):
-    B, S, T = attention.shape
+    _, S, T = attention.shape
     rows = np.arange(S)[None, :, None]
     cols = np.arange(T)[None, None, :]
     valid_t = cols < t_len[:, None, None]

@@ -37,7 +37,7 @@ def test_parameters_and_torch_input():
 
 def test_ragged_rows_are_renormalised_and_padding_unpenalised():
     attention = np.full((2, 4, 10), 0.1)
-    band, centers, widths = dwa_band(attention, student_lengths=[4, 2], teacher_lengths=[10, 5])
+    band, centers, _ = dwa_band(attention, student_lengths=[4, 2], teacher_lengths=[10, 5])
     single_band, single_centers, _ = dwa_band(np.full((2, 5), 0.2))
     assert np.allclose(band[1, :2, :5], single_band) and np.allclose(centers[1, :2], single_centers)
     assert band[1, 2:].sum() == 0 and band[1, :, 5:].sum() == 0 and centers[1, 2:].sum() == 0

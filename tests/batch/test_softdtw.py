@@ -19,6 +19,7 @@ from ctkd_inspect.batch.softdtw import (
     triton_available,
 )
 
+
 def _oracle():
     """The soft-DTW oracle values of the project's DTW research (float64; independent implementations agree to
     1e-14), copied into tests/data."""
@@ -138,14 +139,27 @@ def test_gradcheck_inputs_and_cost():
     x = torch.randn(2, 4, 3, dtype=torch.float64, generator=gen, requires_grad=True)
     y = torch.randn(2, 5, 3, dtype=torch.float64, generator=gen, requires_grad=True)
     for backend in ("numba", "torch"):
-        assert torch.autograd.gradcheck(lambda a, b: soft_dtw(a, b, gamma=0.7, backend=backend), (x, y))
-        assert torch.autograd.gradcheck(lambda a, b: soft_dtw(a, b, gamma=0.7, cost="cosine", backend=backend),
-                                        (x, y))
-        assert torch.autograd.gradcheck(lambda a, b: soft_dtw_divergence(a, b, gamma=0.5, backend=backend), (x, y))
+        def value(a, b, backend=backend):
+            return soft_dtw(a, b, gamma=0.7, backend=backend)
+
+        def cosine(a, b, backend=backend):
+            return soft_dtw(a, b, gamma=0.7, cost="cosine", backend=backend)
+
+        def divergence(a, b, backend=backend):
+            return soft_dtw_divergence(a, b, gamma=0.5, backend=backend)
+
+        def from_cost(c, backend=backend):
+            return soft_dtw_from_cost(c, 0.3, backend=backend)
+
+        def ragged(c, backend=backend):
+            return soft_dtw_from_cost(c, 0.3, (torch.tensor([4, 2]), torch.tensor([3, 6])), backend=backend)
+
+        assert torch.autograd.gradcheck(value, (x, y))
+        assert torch.autograd.gradcheck(cosine, (x, y))
+        assert torch.autograd.gradcheck(divergence, (x, y))
         C = torch.rand(2, 4, 6, dtype=torch.float64, generator=gen, requires_grad=True)
-        assert torch.autograd.gradcheck(lambda c: soft_dtw_from_cost(c, 0.3, backend=backend), (C,))
-        lengths = (torch.tensor([4, 2]), torch.tensor([3, 6]))
-        assert torch.autograd.gradcheck(lambda c: soft_dtw_from_cost(c, 0.3, lengths, backend=backend), (C,))
+        assert torch.autograd.gradcheck(from_cost, (C,))
+        assert torch.autograd.gradcheck(ragged, (C,))
 
 
 def test_gradcheck_triton():
