@@ -38,11 +38,17 @@ def kernels():
                         r0 = R[b, i - 1, j - 1]
                         r1 = R[b, i - 1, j]
                         r2 = R[b, i, j - 1]
-                        rmin = min(r0, min(r1, r2))
+                        # factor out the smallest argument: its exponential is 1, the other two are ≤ 1
+                        if r0 <= r1 and r0 <= r2:
+                            rmin, o1, o2 = r0, r1, r2
+                        elif r1 <= r2:
+                            rmin, o1, o2 = r1, r0, r2
+                        else:
+                            rmin, o1, o2 = r2, r0, r1
                         if rmin == np.inf:
                             R[b, i, j] = np.inf
                             continue
-                        total = np.exp(-(r0 - rmin) * inv) + np.exp(-(r1 - rmin) * inv) + np.exp(-(r2 - rmin) * inv)
+                        total = 1.0 + np.exp((rmin - o1) * inv) + np.exp((rmin - o2) * inv)
                         R[b, i, j] = D[b, i - 1, j - 1] + rmin - gamma * np.log(total)
             return R
 
@@ -53,25 +59,25 @@ def kernels():
             inv = 1.0 / gamma
             for b in prange(B):
                 nb, mb = n[b], m[b]
-                # local padded copies: E and R with one extra row/column past the pair's end, D with zeros there
-                e = np.zeros((nb + 2, mb + 2), dtype=D.dtype)
-                r = np.full((nb + 2, mb + 2), -np.inf, dtype=D.dtype)
-                d = np.zeros((nb + 2, mb + 2), dtype=D.dtype)
-                for i in range(1, nb + 1):
-                    for j in range(1, mb + 1):
-                        r[i, j] = R[b, i, j]
-                        d[i, j] = D[b, i - 1, j - 1]
-                r[nb + 1, mb + 1] = R[b, nb, mb]
-                e[nb + 1, mb + 1] = 1.0
-                for j in range(mb, 0, -1):
-                    for i in range(nb, 0, -1):
-                        a = np.exp((r[i + 1, j] - r[i, j] - d[i + 1, j]) * inv)
-                        bb = np.exp((r[i, j + 1] - r[i, j] - d[i, j + 1]) * inv)
-                        c = np.exp((r[i + 1, j + 1] - r[i, j] - d[i + 1, j + 1]) * inv)
-                        e[i, j] = e[i + 1, j] * a + e[i, j + 1] * bb + e[i + 1, j + 1] * c
-                for i in range(1, nb + 1):
-                    for j in range(1, mb + 1):
-                        E[b, i - 1, j - 1] = e[i, j]
+                # rows i + 1 and i of E (1-based, padded by one column on the right), swept bottom-up
+                below = np.zeros(mb + 2, dtype=D.dtype)
+                here = np.zeros(mb + 2, dtype=D.dtype)
+                for i in range(nb, 0, -1):
+                    here[mb + 1] = 0.0
+                    for j in range(mb, 0, -1):
+                        r = R[b, i, j]
+                        total = 0.0
+                        if i < nb:  # successor (i + 1, j)
+                            total += below[j] * np.exp((R[b, i + 1, j] - r - D[b, i, j - 1]) * inv)
+                        if j < mb:  # successor (i, j + 1)
+                            total += here[j + 1] * np.exp((R[b, i, j + 1] - r - D[b, i - 1, j]) * inv)
+                        if i < nb and j < mb:  # successor (i + 1, j + 1)
+                            total += below[j + 1] * np.exp((R[b, i + 1, j + 1] - r - D[b, i, j]) * inv)
+                        elif i == nb and j == mb:  # the end cell: E = 1 (its sentinel successor)
+                            total = 1.0
+                        here[j] = total
+                        E[b, i - 1, j - 1] = total
+                    below, here = here, below
             return E
 
         _KERNELS = (forward, backward)
