@@ -10,9 +10,6 @@ from .text import Tokenization, tokenize
 
 __all__ = ["align", "load_tokenizer", "tokenize_pair"]
 
-# options the DTW engines take besides those of the signals (which align() resolves itself)
-_DTW_OPTIONS = {"mode", "teacher_entropy", "student_entropy", "vocab_mapping"}
-
 
 def _tokenizer_of(side):
     if isinstance(side, Tokenization):
@@ -45,15 +42,17 @@ def _default_model(side) -> str | None:
     from .sources.registry import find_alias
 
     if isinstance(side, str):
-        alias = find_alias(side)
-        if alias is not None and alias.model_file:
-            return alias.name
-    return None
+        name = side
+    else:  # a tokenizer loaded by name carries where it came from
+        source = getattr(side, "ctkd_source", None)
+        name = source.alias if source is not None and source.alias else None
+    alias = find_alias(name) if name else None
+    return alias.name if alias is not None and alias.model_file else None
 
 
 def align(teacher, student, text: str, engine: str = "span", *, add_special_tokens: bool = True,
           teacher_model: str | None = None, student_model: str | None = None, top_k: int = 100,
-          **options) -> Alignment:
+          anchor_texts: list[str] | None = None, **options) -> Alignment:
     """Align ``text`` as cut by a teacher and a student tokenizer.
 
     Args:
@@ -67,8 +66,11 @@ def align(teacher, student, text: str, engine: str = "span", *, add_special_toke
             The model must use the side's tokenizer. With ``cdm``, a side given by an alias that names a model
             uses that model when none is passed.
         top_k: predictions kept per position in the signals.
+        anchor_texts: ``softdtw`` only — more texts whose exact 1:1 span groups join the anchors of the
+            teacher→student projector fit (each costs a forward pass of both models).
         **options: engine options — DTW engines: ``mode`` (``canonical``/``reference``), ``teacher_entropy``,
-            ``student_entropy`` (arrays, one value per token), ``vocab_mapping``.
+            ``student_entropy`` (arrays, one value per token), ``vocab_mapping``; ``softdtw``: ``gamma``,
+            ``band_width``, ``band_beta``, ``band_alpha``, ``band_penalty``, ``representation``, ``ridge``.
 
     Returns:
         The :class:`~ctkd_inspect.alignment.Alignment`; ``to_dict()`` is the ``--json`` output.
@@ -90,9 +92,14 @@ def align(teacher, student, text: str, engine: str = "span", *, add_special_toke
             raise EngineError("the span engine uses no model; drop teacher_model/student_model")
         alignment = engine_impl.align(teacher_tok, student_tok, **options)
     else:
-        unknown = set(options) - _DTW_OPTIONS
+        unknown = set(options) - set(engine_impl.OPTIONS)
         if unknown:
             raise EngineError(f"unknown options for the {engine_impl.name} engine: {', '.join(sorted(unknown))}")
+        if anchor_texts and engine_impl.name != "softdtw":
+            raise EngineError("anchor_texts apply to the softdtw engine only")
+        from .signals import compute_signals
+
+        models = {}
         signals = {}
         for side, tokens, model, tokenizer, given in (
                 ("teacher", teacher_tok, teacher_model, teacher_tokenizer, options.get("teacher_entropy")),
@@ -100,12 +107,23 @@ def align(teacher, student, text: str, engine: str = "span", *, add_special_toke
             if model is None and engine_impl.needs_signals and given is None:
                 model = _default_model(teacher if side == "teacher" else student)
             if model is not None:
-                from .signals import compute_signals
-
+                models[side] = model
                 signals[side] = compute_signals(model, tokens.ids, tokenizer=tokenizer, top_k=top_k)
+        extra = {}
+        if anchor_texts:
+            if len(models) != 2:
+                raise EngineError("anchor_texts need both models")
+            pairs = []
+            for other in anchor_texts:
+                t_other = tokenize(teacher_tokenizer, other, add_special_tokens=add_special_tokens)
+                s_other = tokenize(student_tokenizer, other, add_special_tokens=add_special_tokens)
+                pairs.append((t_other, s_other,
+                              compute_signals(models["teacher"], t_other.ids, tokenizer=teacher_tokenizer, top_k=1),
+                              compute_signals(models["student"], s_other.ids, tokenizer=student_tokenizer, top_k=1)))
+            extra["anchor_pairs"] = pairs
         alignment = engine_impl.align(teacher_tok, student_tok, teacher_signals=signals.get("teacher"),
                                       student_signals=signals.get("student"), teacher_tokenizer=teacher_tokenizer,
-                                      student_tokenizer=student_tokenizer, **options)
+                                      student_tokenizer=student_tokenizer, **extra, **options)
         for side in ("teacher", "student"):
             if side in signals:
                 alignment.options[f"{side}_model"] = signals[side].model

@@ -153,12 +153,20 @@ def _read_text(text: str | None, file: str | None) -> str:
 @click.option("--file", "-f", "file", metavar="PATH", help="Read the text from a file ('-' for stdin).")
 @click.option("--engine", "-e", default="span", show_default=True, metavar="NAME",
               help="Alignment engine: span (character-span components, SeDi), mined (DTW over token strings, "
-                   "FuseLLM/DSKD), cdm (entropy-weighted DTW, needs models).")
+                   "FuseLLM/DSKD), cdm (entropy-weighted DTW, needs models), softdtw (DWA-KD banded Soft-DTW over "
+                   "model representations, needs models).")
 @click.option("--mode", type=click.Choice(["canonical", "reference"]), default=None,
-              help="DTW engines: canonical (default, fixes the published defects) or reference (as published).")
-@click.option("--teacher-model", metavar="MODEL", help="Teacher LM for cdm / Top-1 accuracy: an alias (gemma3, "
-              "smollm2), a .gguf, a folder or a hub id. Default for cdm: the model the teacher alias names.")
+              help="mined/cdm: canonical (default, fixes the published defects) or reference (as published).")
+@click.option("--teacher-model", metavar="MODEL", help="Teacher LM for cdm/softdtw and the Top-1 accuracy: an alias "
+              "(gemma3, smollm2), a .gguf, a folder or a hub id. Default: the model the teacher alias names.")
 @click.option("--student-model", metavar="MODEL", help="Student LM, as --teacher-model.")
+@click.option("--gamma", type=float, default=None, help="softdtw: Soft-DTW smoothing γ > 0 (default 0.1).")
+@click.option("--band-width", type=float, default=None, help="softdtw: band base width b (default 5).")
+@click.option("--band-beta", type=float, default=None, help="softdtw: band entropy factor β (default 2.0).")
+@click.option("--band-alpha", type=float, default=None, help="softdtw: band centre mix α (default 0.7).")
+@click.option("--band-penalty", type=float, default=None, help="softdtw: penalty λ outside the band (default 1.0).")
+@click.option("--fit-texts", type=click.IntRange(min=0), default=0, show_default=True,
+              help="softdtw: also fit the teacher→student map on this many texts of the offline corpus.")
 @click.option("--json", "as_json", is_flag=True, help="Print the alignment as JSON (schema in the README).")
 @click.option("--indent", type=int, default=None, help="Indent the JSON output.")
 @click.option("--no-special-tokens", is_flag=True, help="Tokenize without BOS/EOS/CLS/SEP.")
@@ -167,20 +175,30 @@ def _read_text(text: str | None, file: str | None) -> str:
 @click.option("--cache-dir", type=click.Path(file_okay=False), envvar="CTKD_INSPECT_CACHE",
               help="Cache folder (default: $CTKD_INSPECT_CACHE or ~/.cache/ctkd-inspect).")
 @_guard
-def align_command(teacher, student, text, file, engine, mode, teacher_model, student_model, as_json, indent,
-                  no_special_tokens, max_groups, cache_dir):
+def align_command(teacher, student, text, file, engine, mode, teacher_model, student_model, gamma, band_width,
+                  band_beta, band_alpha, band_penalty, fit_texts, as_json, indent, no_special_tokens, max_groups,
+                  cache_dir):
     """Align TEXT as cut by TEACHER and STUDENT and show both tokenizations, the groups and the metrics."""
     from .api import align
-    from .engines import engine_names
+    from .engines import engine_names, get_engine
     from .sources import load_tokenizer
-    from .text import clean_text, tokenize
+    from .text import clean_text
 
     if engine not in engine_names():
         raise click.BadParameter(f"unknown engine {engine!r}; available: {', '.join(engine_names())}",
                                  param_hint="--engine")
-    if engine == "span" and (mode or teacher_model or student_model):
-        raise click.UsageError("--mode, --teacher-model and --student-model apply to the DTW engines "
-                               "(--engine mined or cdm), not to span")
+    softdtw_options = {"gamma": gamma, "band_width": band_width, "band_beta": band_beta, "band_alpha": band_alpha,
+                       "band_penalty": band_penalty}
+    given = [f"--{k.replace('_', '-')}" for k, v in softdtw_options.items() if v is not None]
+    if fit_texts:
+        given.append("--fit-texts")
+    if engine != "softdtw" and given:
+        raise click.UsageError(f"{', '.join(given)} apply to --engine softdtw only")
+    if engine in ("span", "softdtw") and mode:
+        raise click.UsageError("--mode applies to the DTW engines (--engine mined or cdm)")
+    if engine == "span" and (teacher_model or student_model):
+        raise click.UsageError("the span engine uses no model; --teacher-model/--student-model apply to "
+                               "mined, cdm and softdtw")
     raw = _read_text(text, file)
     cleaned, replaced = clean_text(raw)
     if replaced:
@@ -191,34 +209,20 @@ def align_command(teacher, student, text, file, engine, mode, teacher_model, stu
     with _download_progress() as progress:
         teacher_tok = load_tokenizer(teacher, cache_dir=cache_dir, progress=progress)
         student_tok = load_tokenizer(student, cache_dir=cache_dir, progress=progress)
-    add_special = not no_special_tokens
-    options = {} if engine == "span" else {"mode": mode or "canonical"}
-    if engine != "span" and (teacher_model or student_model or engine == "cdm"):
+    options = {}
+    if engine in ("mined", "cdm"):
+        options["mode"] = mode or "canonical"
+    if engine == "softdtw":
+        options.update({k: v for k, v in softdtw_options.items() if v is not None})
+        if fit_texts:
+            from .sources.corpus import llama_cpp_corpus
+
+            options["anchor_texts"] = llama_cpp_corpus()[:fit_texts]
+    if engine != "span" and (teacher_model or student_model or get_engine(engine).needs_signals):
         _stderr_console().print("[dim]computing model signals (the first load of a GGUF model takes up to a "
                                 "minute; results are cached)[/]")
-    teacher_t = tokenize(teacher_tok, cleaned, name=teacher, add_special_tokens=add_special)
-    student_t = tokenize(student_tok, cleaned, name=student, add_special_tokens=add_special)
-    if engine != "span":
-        # the DTW engines decode with the tokenizers and compute signals from the models: hand both over
-        from .api import _default_model
-        from .engines import get_engine
-        from .signals import compute_signals
-
-        engine_impl = get_engine(engine)
-        signals = {}
-        for side, tokens, tok, model, name in (("teacher", teacher_t, teacher_tok, teacher_model, teacher),
-                                               ("student", student_t, student_tok, student_model, student)):
-            model = model or (_default_model(name) if engine_impl.needs_signals else None)
-            if model:
-                signals[side] = compute_signals(model, tokens.ids, tokenizer=tok, cache_dir=cache_dir)
-        result = engine_impl.align(teacher_t, student_t, teacher_signals=signals.get("teacher"),
-                                   student_signals=signals.get("student"), teacher_tokenizer=teacher_tok,
-                                   student_tokenizer=student_tok, **options)
-        for side, value in signals.items():
-            result.options[f"{side}_model"] = value.model
-        result.options = {"add_special_tokens": add_special, **result.options}
-    else:
-        result = align(teacher_t, student_t, cleaned, engine=engine, add_special_tokens=add_special)
+    result = align(teacher_tok, student_tok, cleaned, engine=engine, add_special_tokens=not no_special_tokens,
+                   teacher_model=teacher_model, student_model=student_model, **options)
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=indent, default=_json_default))
         return

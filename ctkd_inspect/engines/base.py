@@ -46,6 +46,7 @@ _REGISTRY: dict[str, str] = {
     "span": "ctkd_inspect.engines.span:SpanEngine",
     "mined": "ctkd_inspect.engines.dtw:MinedEngine",
     "cdm": "ctkd_inspect.engines.dtw:CdmEngine",
+    "softdtw": "ctkd_inspect.engines.softdtw:SoftDTWEngine",
 }
 
 

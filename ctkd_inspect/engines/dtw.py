@@ -99,6 +99,7 @@ class _DTWEngine:
     needs_signals: ClassVar[bool]
     differentiable: ClassVar[bool] = False
     batched: ClassVar[bool] = False
+    OPTIONS: ClassVar[frozenset] = frozenset({"mode", "teacher_entropy", "student_entropy", "vocab_mapping"})
 
     def align(self, teacher: Tokenization, student: Tokenization, *, mode: str = "canonical",
               teacher_entropy=None, student_entropy=None, teacher_signals=None, student_signals=None,

@@ -1,0 +1,204 @@
+"""``softdtw``: DWA-KD's attention-banded Soft-DTW between the two models' representations, as an inspection engine.
+
+What it computes, for the non-special tokens of a text (special tokens are reported unmatched, as everywhere):
+
+1. **Representations**: each model's final hidden states (``representation="hidden"``, default) or input
+   embeddings (``"embedding"``), from :mod:`ctkd_inspect.signals`.
+2. **Teacher → student map.** DWA-KD trains a projector; for inspection none exists, so a linear map
+   ``t ↦ t·W + c`` is fitted by **ridge regression on anchor pairs**: the exact 1:1 groups of the span engine
+   (a teacher and a student token covering exactly the same characters — the pairs any method must align).
+   They come from the text itself and, optionally, from more texts (``anchor_texts``). The ridge strength is
+   ``ridge × trace(XᵀX)/d`` (scale-free; default ``ridge = 0.1``), since a text gives fewer anchors than
+   dimensions.
+3. **Cost**: ``C[i, j] = clamp(1 − cos(s_i, t̃_j), 0, 2)``, student rows, teacher columns (DWA-KD's layout).
+4. **Band**: DWA-KD's adaptive soft band (:mod:`ctkd_inspect.batch.band`, defaults b = 5, β = 2.0, α = 0.7,
+   λ = 1.0) from a student→teacher attention matrix. Without a trained cross-model attention, the attention is the
+   **span-overlap prior**: ``A[i, j]`` proportional to the number of characters student token ``i`` and teacher
+   token ``j`` share (a student token that overlaps nothing gets a narrow Gaussian around its proportional
+   position).
+5. **Soft-DTW** (γ default 0.1, crisper than training's 2.0) of the banded cost: the value, the divergence
+   ``sdtw(s, t̃) − ½(sdtw(s, s) + sdtw(t̃, t̃))`` (band on the cross term only), and the expected alignment
+   ``E = ∂sdtw/∂C`` — the soft alignment, kept in the result (``"soft_alignment"``) for heat maps.
+6. **Hard groups**: the monotone path that maximises the product of the soft alignment's cell probabilities
+   (classic DTW on ``−log E``), split into connected components like the DTW engines, so ``diff`` and every
+   front-end compare it with the other engines.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..alignment import Alignment, GroupTable
+from ..errors import EngineError
+from ..metrics import compute_metrics
+from ..text import Tokenization
+from .dtw_core import dtw_path, path_components
+
+DEFAULTS = {"gamma": 0.1, "band_width": 5.0, "band_beta": 2.0, "band_alpha": 0.7, "band_penalty": 1.0,
+            "representation": "hidden", "ridge": 0.1}
+
+
+def overlap_attention(student: Tokenization, teacher: Tokenization, s_idx: np.ndarray, t_idx: np.ndarray) -> np.ndarray:
+    """``(S, T)`` row-stochastic attention from shared characters (see the module docstring)."""
+    ss, se = student.starts[s_idx][:, None], student.ends[s_idx][:, None]
+    ts, te = teacher.starts[t_idx][None, :], teacher.ends[t_idx][None, :]
+    shared = np.clip(np.minimum(se, te) - np.maximum(ss, ts), 0, None).astype(np.float64)
+    lonely = shared.sum(1) == 0
+    if lonely.any():
+        S, T = shared.shape
+        centre = np.arange(S)[lonely] * (T / S)
+        shared[lonely] = np.exp(-0.5 * (np.arange(T)[None, :] - centre[:, None]) ** 2)
+    return shared / shared.sum(1, keepdims=True)
+
+
+def fit_projector(teacher_vectors: np.ndarray, student_vectors: np.ndarray, ridge: float) -> tuple[np.ndarray, dict]:
+    """Ridge regression ``student ≈ teacher·W + c`` on anchor pairs; returns ``(W augmented with c, info)``.
+
+    Raises:
+        EngineError: fewer than two anchor pairs.
+    """
+    X = np.asarray(teacher_vectors, dtype=np.float64)
+    Y = np.asarray(student_vectors, dtype=np.float64)
+    if len(X) < 2:
+        raise EngineError(f"the softdtw engine needs at least 2 anchor pairs (exact 1:1 span groups) to fit the "
+                          f"teacher→student map, found {len(X)}; give a longer text or anchor_texts")
+    x_mean, y_mean = X.mean(0), Y.mean(0)
+    Xc, Yc = X - x_mean, Y - y_mean
+    gram = Xc.T @ Xc
+    strength = ridge * max(np.trace(gram), 1e-12) / gram.shape[0]
+    W = np.linalg.solve(gram + strength * np.eye(gram.shape[0]), Xc.T @ Yc)
+    c = y_mean - x_mean @ W
+    residual = Yc - Xc @ W
+    r2 = 1 - float((residual ** 2).sum()) / max(float((Yc ** 2).sum()), 1e-12)
+    return np.vstack([W, c[None, :]]), {"anchors": len(X), "ridge_strength": strength, "fit_r2": r2}
+
+
+def _apply(projector: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    return vectors @ projector[:-1] + projector[-1]
+
+
+def _cosine_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return np.clip(1 - an @ bn.T, 0, 2)
+
+
+def _vectors(signals, representation: str, side: str) -> np.ndarray:
+    vectors = signals.hidden_states if representation == "hidden" else signals.input_embeddings
+    if vectors is None:
+        raise EngineError(f"the {side} signals hold no {representation} vectors")
+    return np.asarray(vectors, dtype=np.float64)
+
+
+def _anchors(teacher: Tokenization, student: Tokenization) -> tuple[np.ndarray, np.ndarray]:
+    """Token indices of the exact 1:1 span groups (same characters on both sides)."""
+    from .span import span_groups
+
+    table = span_groups(teacher, student)
+    one = (table.teacher_sizes == 1) & (table.student_sizes == 1)
+    ti = table.teacher_indices[table.teacher_offsets[:-1][one]]
+    sj = table.student_indices[table.student_offsets[:-1][one]]
+    same = (teacher.starts[ti] == student.starts[sj]) & (teacher.ends[ti] == student.ends[sj])
+    return ti[same], sj[same]
+
+
+class SoftDTWEngine:
+    """DWA-KD's attention-banded Soft-DTW over model representations; needs both models' signals."""
+
+    name: ClassVar[str] = "softdtw"
+    needs_signals: ClassVar[bool] = True
+    differentiable: ClassVar[bool] = True
+    batched: ClassVar[bool] = True
+    OPTIONS: ClassVar[frozenset] = frozenset(DEFAULTS) | {"anchor_pairs"}
+
+    def align(self, teacher: Tokenization, student: Tokenization, *, teacher_signals=None, student_signals=None,
+              anchor_pairs=(), teacher_tokenizer=None, student_tokenizer=None, **options) -> Alignment:
+        """Align by banded Soft-DTW (see the module docstring for every step and default).
+
+        Args:
+            teacher_signals, student_signals: :class:`ctkd_inspect.signals.Signals` of the two tokenizations.
+            anchor_pairs: more ``(teacher Tokenization, student Tokenization, teacher Signals, student Signals)``
+                of other texts, whose exact 1:1 groups join the anchors of the projector fit.
+            gamma, band_width, band_beta, band_alpha, band_penalty, representation, ridge: see ``DEFAULTS``.
+
+        Raises:
+            EngineError: missing signals, unknown options, too few anchors, invalid parameters.
+        """
+        unknown = set(options) - set(DEFAULTS)
+        if unknown:
+            raise EngineError(f"unknown options for the softdtw engine: {', '.join(sorted(unknown))}")
+        settings = {**DEFAULTS, **options}
+        if settings["representation"] not in ("hidden", "embedding"):
+            raise EngineError("representation must be 'hidden' or 'embedding'")
+        if not settings["gamma"] > 0:
+            raise EngineError(f"gamma must be > 0 (got {settings['gamma']})")
+        if teacher.text != student.text:
+            raise EngineError("the teacher and student tokenizations are of different texts")
+        if teacher_signals is None or student_signals is None:
+            raise EngineError(
+                "the softdtw engine compares the models' representations: pass teacher_model= and student_model= "
+                "(a model alias such as gemma3 or smollm2, a .gguf, a folder or a hub id; CLI: --teacher-model, "
+                "--student-model), or use aliases that name a model")
+        for side, tokens, signals in (("teacher", teacher, teacher_signals), ("student", student, student_signals)):
+            if len(signals) != len(tokens) or not np.array_equal(np.asarray(signals.ids), tokens.ids):
+                raise EngineError(f"the {side} signals were computed for other token ids than this tokenization")
+        representation = settings["representation"]
+        t_vec = _vectors(teacher_signals, representation, "teacher")
+        s_vec = _vectors(student_signals, representation, "student")
+        # projector fit on the exact 1:1 anchors of this text and of the extra texts
+        xs, ys = [], []
+        for t_tok, s_tok, t_sig, s_sig in [(teacher, student, teacher_signals, student_signals), *anchor_pairs]:
+            ti, sj = _anchors(t_tok, s_tok)
+            xs.append(_vectors(t_sig, representation, "teacher")[ti])
+            ys.append(_vectors(s_sig, representation, "student")[sj])
+        projector, fit = fit_projector(np.concatenate(xs), np.concatenate(ys), settings["ridge"])
+        t_idx = np.flatnonzero(~teacher.special)
+        s_idx = np.flatnonzero(~student.special)
+        options_out = {k: settings[k] for k in DEFAULTS}
+        if len(t_idx) == 0 or len(s_idx) == 0:
+            raise EngineError("the softdtw engine needs at least one non-special token on each side")
+        mapped = _apply(projector, t_vec[t_idx])
+        students = s_vec[s_idx]
+        cost = _cosine_cost(students, mapped)  # (S, T): student rows, teacher columns
+        from ..batch import _softdtw_cpu
+        from ..batch.band import dwa_band
+
+        attention = overlap_attention(student, teacher, s_idx, t_idx)
+        band, centers, widths = dwa_band(attention, width=settings["band_width"], beta=settings["band_beta"],
+                                         alpha=settings["band_alpha"], penalty=settings["band_penalty"])
+        gamma = float(settings["gamma"])
+        value, soft = _softdtw_cpu.value_and_alignment(cost, gamma, band)
+        self_s, _ = _softdtw_cpu.value_and_alignment(_cosine_cost(students, students), gamma)
+        self_t, _ = _softdtw_cpu.value_and_alignment(_cosine_cost(mapped, mapped), gamma)
+        # hard decoding: the monotone path with the largest product of cell probabilities
+        decoded = dtw_path(-np.log(np.clip(soft.T, 1e-300, None)))
+        pieces = path_components(decoded.path)
+        path_cost = cost.T[decoded.path[:, 0], decoded.path[:, 1]]
+        step_group = np.concatenate([[0], np.cumsum((np.diff(decoded.path[:, 0]) > 0)
+                                                    & (np.diff(decoded.path[:, 1]) > 0))])
+        group_cost = np.bincount(step_group, weights=path_cost, minlength=len(pieces))
+        group_mass = np.bincount(step_group, weights=soft.T[decoded.path[:, 0], decoded.path[:, 1]],
+                                 minlength=len(pieces))
+        table = GroupTable.from_lists([t_idx[t].tolist() for t, _ in pieces], [s_idx[s].tolist() for _, s in pieces],
+                                      {"cost": group_cost.tolist(), "soft_mass": group_mass.tolist()})
+        path_full = np.stack([t_idx[decoded.path[:, 0]], s_idx[decoded.path[:, 1]]], axis=1)
+        extra = {
+            "path": path_full.tolist(),
+            "soft_alignment": {"rows": "student", "columns": "teacher", "student_index": s_idx.tolist(),
+                               "teacher_index": t_idx.tolist(), "matrix": np.round(soft, 6).tolist()},
+            "band": {"centers": np.round(centers, 4).tolist(), "widths": np.round(widths, 4).tolist(),
+                     "penalised_cells": int((band > 0).sum())},
+        }
+        alignment = Alignment(teacher, student, table, engine=self.name, options=options_out, extra=extra)
+        alignment.metrics = compute_metrics(alignment)
+        alignment.metrics.update({
+            "soft_dtw": value,
+            "soft_dtw_divergence": value - 0.5 * (self_s + self_t),
+            "expected_path_length": float(soft.sum()),
+            "path_cost": float(path_cost.sum()),
+            "anchors": fit["anchors"],
+            "projector_fit_r2": fit["fit_r2"],
+        })
+        return alignment
