@@ -83,11 +83,11 @@ def main() -> None:
                 if not torch.allclose(values, reference, rtol=1e-4, atol=1e-3):
                     raise SystemExit(f"{name} disagrees with ours at L={length}, d={dim}: {values} vs {reference}")
 
-                def forward(function=function):
+                def forward(function=function, x=x, y=y):
                     with torch.no_grad():
                         function(x, y)
 
-                def forward_backward(function=function):
+                def forward_backward(function=function, x=x, y=y):
                     x.grad = None
                     function(x, y).sum().backward()
 

@@ -40,7 +40,8 @@ DEFAULTS = {"gamma": 0.1, "band_width": 5.0, "band_beta": 2.0, "band_alpha": 0.7
             "representation": "hidden", "ridge": 0.1}
 
 
-def overlap_attention(student: Tokenization, teacher: Tokenization, s_idx: np.ndarray, t_idx: np.ndarray) -> np.ndarray:
+def overlap_attention(student: Tokenization, teacher: Tokenization, s_idx: np.ndarray,
+                      t_idx: np.ndarray) -> np.ndarray:
     """``(S, T)`` row-stochastic attention from shared characters (see the module docstring)."""
     ss, se = student.starts[s_idx][:, None], student.ends[s_idx][:, None]
     ts, te = teacher.starts[t_idx][None, :], teacher.ends[t_idx][None, :]

@@ -79,7 +79,7 @@ def test_engine_on_synthetic_signals():
     assert result.extra["path"] == expected.tolist()
     m = result.metrics
     assert m["anchors"] == 5 and m["soft_dtw_divergence"] == pytest.approx(m["soft_dtw_divergence"])
-    assert 0 < m["expected_path_length"] and m["soft_dtw"] <= m["path_cost"] + 1e-9
+    assert m["expected_path_length"] > 0 and m["soft_dtw"] <= m["path_cost"] + 1e-9
     json.dumps(result.to_dict())
 
 
