@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 import warnings
@@ -32,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 warnings.filterwarnings("ignore")
 
-from machine import machine_info  # noqa: E402
+from common import machine_info, timed  # noqa: E402
 
 
 def reference_dtw(teacher: list[str], student: list[str], distance) -> tuple[list[tuple[int, int]], float]:
@@ -64,14 +63,6 @@ def reference_dtw(teacher: list[str], student: list[str], distance) -> tuple[lis
     matches.append((0, 0))
     return matches[::-1], float(matrix[-1, -1])
 
-
-def timed(function, repeats: int):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def text_of_about(tokenizers, texts: list[str], target: int) -> str:

@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 warnings.filterwarnings("ignore")
 
-from machine import machine_info  # noqa: E402
+from common import machine_info  # noqa: E402
 
 
 def main() -> None:

@@ -303,22 +303,22 @@ def _kernels():
     return _KERNEL
 
 
-def _components_sorted(ts, te, ss, se):
-    """Component ids of sorted span lists (for tests): ``(teacher_component, student_component, count)``."""
+def _components(which: int, ts, te, ss, se):
     t_comp = np.full(len(ts), -1, np.int64)
     s_comp = np.full(len(ss), -1, np.int64)
-    count = _kernels()[1](np.asarray(ts, np.int64), np.asarray(te, np.int64), np.asarray(ss, np.int64),
-                          np.asarray(se, np.int64), t_comp, s_comp)
+    arrays = [np.asarray(a, np.int64) for a in (ts, te, ss, se)]
+    count = _kernels()[which](*arrays, t_comp, s_comp)
     return t_comp, s_comp, count
+
+
+def _components_sorted(ts, te, ss, se):
+    """Component ids of sorted span lists (for tests): ``(teacher_component, student_component, count)``."""
+    return _components(1, ts, te, ss, se)
 
 
 def _components_general(ts, te, ss, se):
     """Component ids of arbitrary span lists (for tests)."""
-    t_comp = np.full(len(ts), -1, np.int64)
-    s_comp = np.full(len(ss), -1, np.int64)
-    count = _kernels()[2](np.asarray(ts, np.int64), np.asarray(te, np.int64), np.asarray(ss, np.int64),
-                          np.asarray(se, np.int64), t_comp, s_comp)
-    return t_comp, s_comp, count
+    return _components(2, ts, te, ss, se)
 
 
 def span_groups(teacher: Tokenization, student: Tokenization) -> GroupTable:

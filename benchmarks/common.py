@@ -1,9 +1,11 @@
-"""Machine and library facts recorded with every benchmark result."""
+"""Shared by the benchmark scripts: machine and library facts for every result, and a median timer."""
 
 from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
 from importlib import metadata
 
 
@@ -35,3 +37,13 @@ def machine_info(packages=("numpy", "numba", "tokenizers", "transformers", "rapi
     except ImportError:
         pass
     return info
+
+
+def timed(function, repeats: int):
+    """``(median seconds, last result)`` of ``repeats`` calls of ``function``."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
