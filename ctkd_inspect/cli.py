@@ -380,7 +380,3 @@ def vocab_command(teacher, student, mode, exact_only, limit, as_json, out, cache
     from .rich_view import render_vocab_report
 
     render_vocab_report(_stdout_console(), report_data)
-
-
-def run() -> None:  # pragma: no cover - console-script shim for `python -m ctkd_inspect`
-    main()

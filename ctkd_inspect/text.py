@@ -265,15 +265,6 @@ class Tokenization:
             self._clusters = byte_clusters(self.token_bytes(), self.special)
         return self._clusters
 
-    @property
-    def zero_width(self) -> np.ndarray:
-        """True for tokens whose span is empty."""
-        return self.ends <= self.starts
-
-    def span_text(self, index: int) -> str:
-        """The original characters token ``index`` covers."""
-        return self.text[self.starts[index]:self.ends[index]]
-
     def token_dicts(self) -> list[dict]:
         """The per-token records of the JSON schema."""
         return [
@@ -351,17 +342,6 @@ def tokenize(tokenizer, text: str, *, name: str | None = None, add_special_token
     encoding = tokenizer.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens)
     return _from_encoding(encoding, text, _default_name(tokenizer, name), profile,
                           getattr(tokenizer, "ctkd_source", None))
-
-
-def tokenize_many(tokenizer, texts: list[str], *, name: str | None = None,
-                  add_special_tokens: bool = True) -> list[Tokenization]:
-    """:func:`tokenize` for many texts at once (the Rust backend encodes them in parallel)."""
-    cleaned = [clean_text(t)[0] for t in texts]
-    profile = tokenizer_profile(tokenizer)
-    encodings = tokenizer.backend_tokenizer.encode_batch(cleaned, add_special_tokens=add_special_tokens)
-    label = _default_name(tokenizer, name)
-    source = getattr(tokenizer, "ctkd_source", None)
-    return [_from_encoding(e, t, label, profile, source) for e, t in zip(encodings, cleaned)]
 
 
 class TokenizedCorpus:

@@ -10,7 +10,10 @@ Array conventions shared with the other back-ends (1-based DP coordinates inside
   expected alignment matrix.
 
 The soft minimum is evaluated with the smallest argument factored out, ``softmin(a, b, c) = r − γ·log Σ
-exp(−(v − r)/γ)`` with ``r = min(a, b, c)``, so it never overflows and an infinite argument contributes 0.
+exp(−(v − r)/γ)`` with ``r = min(a, b, c)``, so it never overflows and an infinite argument contributes 0. The
+backward exponents ``(R[succ] − R[cell] − D[succ])/γ`` are ≤ 0 in exact arithmetic (a soft minimum never exceeds
+the minimum); they are clamped at 0 so that rounding noise divided by a tiny ``γ`` cannot overflow. float32 inputs
+are computed with float64 intermediates and stored as float32; costs must be finite.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ def kernels():
         @njit(cache=True, parallel=True)
         def forward(D, n, m, gamma):
             B, N, M = D.shape
-            R = np.full((B, N + 2, M + 2), np.inf, dtype=D.dtype)
+            # only the borders need initialising: every other cell read is written earlier in the sweep
+            R = np.empty((B, N + 2, M + 2), dtype=D.dtype)
             inv = 1.0 / gamma
             for b in prange(B):
+                R[b, 0, :] = np.inf
+                R[b, :, 0] = np.inf
                 R[b, 0, 0] = 0.0
                 for i in range(1, n[b] + 1):
                     for j in range(1, m[b] + 1):
@@ -68,11 +74,11 @@ def kernels():
                         r = R[b, i, j]
                         total = 0.0
                         if i < nb:  # successor (i + 1, j)
-                            total += below[j] * np.exp((R[b, i + 1, j] - r - D[b, i, j - 1]) * inv)
+                            total += below[j] * np.exp(min((R[b, i + 1, j] - r - D[b, i, j - 1]) * inv, 0.0))
                         if j < mb:  # successor (i, j + 1)
-                            total += here[j + 1] * np.exp((R[b, i, j + 1] - r - D[b, i - 1, j]) * inv)
+                            total += here[j + 1] * np.exp(min((R[b, i, j + 1] - r - D[b, i - 1, j]) * inv, 0.0))
                         if i < nb and j < mb:  # successor (i + 1, j + 1)
-                            total += below[j + 1] * np.exp((R[b, i + 1, j + 1] - r - D[b, i, j]) * inv)
+                            total += below[j + 1] * np.exp(min((R[b, i + 1, j + 1] - r - D[b, i, j]) * inv, 0.0))
                         elif i == nb and j == mb:  # the end cell: E = 1 (its sentinel successor)
                             total = 1.0
                         here[j] = total

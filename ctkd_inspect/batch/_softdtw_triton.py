@@ -67,16 +67,16 @@ def _forward_kernel(D, R, N_LEN, M_LEN, GAMMA, stride_db, stride_dn, stride_dm, 
         in_strip = rows <= last
         # the previous strip wrote row i0 - 1 of R (row 0 is the border): make its stores visible to every lane
         tl.debug_barrier()
-        # diagonal t = i0 + 1 is the first with a cell of this strip; before it, both carried diagonals are +inf
+        # diagonal i0 + 1 is the first with a cell of this strip; before it, both carried diagonals are +inf
         prev2 = inf
         prev1 = inf
-        t = i0 + 1
-        j = t - rows
+        j = i0 + 1 - rows
         valid = in_strip & (j >= 1) & (j <= m)
         cost = tl.load(d_pair + (rows - 1) * stride_dn + (j - 1) * stride_dm, mask=valid, other=0.0)
-        # lane 0 reads its upper neighbours from row i0 - 1: R[i0-1, j0] (up) and R[i0-1, j0-1] (diagonal)
-        above_diag = tl.load(r_pair + (i0 - 1) * stride_rn)  # R[i0-1, 0]
-        above_up = tl.load(r_pair + (i0 - 1) * stride_rn + stride_rm, mask=m >= 1, other=float("inf"))
+        # lane 0 reads its upper neighbours from row i0 - 1: R[i0-1, j0] (up) and R[i0-1, j0-1] (diagonal), with
+        # j0 = t - i0 = 1 on the first diagonal
+        above_diag = tl.load(r_pair + (i0 - 1) * stride_rn)
+        above_up = tl.load(r_pair + (i0 - 1) * stride_rn + stride_rm)
         for t in range(i0 + 1, last + m + 1):
             # prefetch diagonal t + 1 (independent of the soft-min chain below)
             j_next = t + 1 - rows
@@ -141,21 +141,19 @@ def _backward_kernel(D, R, E, N_LEN, M_LEN, GAMMA, stride_db, stride_dn, stride_
         r_next2 = neg_inf
         e_next2 = zero
         c_next2 = zero
-        t = last + m
-        j = t - rows
+        # the first diagonal is t = last + m (the strip's last cell, (last, m))
+        j = last + m - rows
         valid = in_strip & (j >= 1) & (j <= m)
         r_here = tl.load(r_pair + rows * stride_rn + j * stride_rm, mask=valid, other=0.0)
         c_here = tl.load(d_pair + (rows - 1) * stride_dn + (j - 1) * stride_dm, mask=valid, other=0.0)
-        # the edge lane's successors (last+1, j) and (last+1, j+1), from the strip below; at t = last + m the
-        # edge cell is (last, m), so (last+1, m+1) is outside the pair
-        r_below_c = float("-inf")
-        e_below_c = 0.0
-        c_below_c = 0.0
-        j_e = m
-        ok = has_below & (j_e >= 1)
-        r_below_a = tl.load(r_pair + (last + 1) * stride_rn + j_e * stride_rm, mask=ok, other=float("-inf"))
-        e_below_a = tl.load(e_pair + last * stride_en + (j_e - 1) * stride_em, mask=ok, other=0.0)
-        c_below_a = tl.load(d_pair + last * stride_dn + (j_e - 1) * stride_dm, mask=ok, other=0.0)
+        # the edge lane's successors (last+1, j) ("a") and (last+1, j+1) ("c") come from the strip below; on the
+        # first diagonal the edge cell is (last, m), so (last+1, m+1) is outside the pair
+        r_below_a = tl.load(r_pair + (last + 1) * stride_rn + m * stride_rm, mask=has_below, other=float("-inf"))
+        e_below_a = tl.load(e_pair + last * stride_en + (m - 1) * stride_em, mask=has_below, other=0.0)
+        c_below_a = tl.load(d_pair + last * stride_dn + (m - 1) * stride_dm, mask=has_below, other=0.0)
+        r_below_c = tl.min(neg_inf, 0)  # scalars of the cost's dtype (loop-carried types must not change)
+        e_below_c = tl.min(zero, 0)
+        c_below_c = tl.min(zero, 0)
         for step in range(0, last + m - i0):
             t = last + m - step
             # prefetch diagonal t - 1 (independent of the E chain below)
@@ -253,9 +251,9 @@ def backward(D: torch.Tensor, R: torch.Tensor, n: torch.Tensor, m: torch.Tensor,
     ``R`` is the output of :func:`forward` for the same ``D``, ``n``, ``m`` and ``gamma``.
     """
     B, N, M = D.shape
-    E = torch.empty_like(D, memory_format=torch.contiguous_format)
-    if bool((n < N).any()) or bool((m < M).any()):
-        E.zero_()  # ragged pairs: the kernel only writes cells inside each pair's block
+    # zero-filled: the kernel writes only the cells inside each pair's block (testing for raggedness first would
+    # cost a device-to-host synchronisation)
+    E = torch.zeros((B, N, M), dtype=D.dtype, device=D.device)
     Dk, Ek, nk, mk = _oriented(D, E, n, m)
     Rk = R if Dk is D else R.transpose(1, 2)
     block = _block(min(N, M))
@@ -267,4 +265,4 @@ def backward(D: torch.Tensor, R: torch.Tensor, n: torch.Tensor, m: torch.Tensor,
 
 def interpreted() -> bool:
     """Whether the kernels were built for Triton's CPU interpreter (``TRITON_INTERPRET=1`` at import time)."""
-    return not hasattr(_forward_kernel, "run") or type(_forward_kernel).__name__ == "InterpretedFunction"
+    return type(_forward_kernel).__name__ == "InterpretedFunction"

@@ -1,28 +1,43 @@
 """Soft-DTW (Cuturi & Blondel 2017) in torch: batched, ragged, differentiable, on CPU and GPU.
 
-Definitions (the tests check them against the project's oracle values):
+Definitions (the tests check them against the project's oracle values and a brute-force path enumeration):
 
-- **Recursion.** ``R[0,0] = 0``, ``R[i,0] = R[0,j] = +∞``, ``R[i,j] = C[i,j] + softmin_γ(R[i−1,j−1], R[i−1,j],
-  R[i,j−1])`` with ``softmin_γ(a) = −γ·log Σ exp(−a/γ)``; the value of a pair of lengths (n, m) is ``R[n,m]``.
-  γ must be > 0 (as γ → 0 the value tends to hard DTW with the same cost).
+- **Recursion.** ``R[0,0] = 0``, ``R[i,0] = R[0,j] = +∞`` (the border sentinel is a true infinity, not a large
+  finite number such as 1e10 or DBL_MAX, so it can never collide with a real cost), ``R[i,j] = C[i,j] +
+  softmin_γ(R[i−1,j−1], R[i−1,j], R[i,j−1])`` with ``softmin_γ(a) = −γ·log Σ exp(−a/γ)``; the value of a pair of
+  lengths ``(n, m)`` is ``R[n,m]``. The soft minimum is evaluated with its smallest argument factored out
+  (``r − γ·log Σ exp(−(a − r)/γ)``, ``r = min a``, i.e. a max-shifted log-sum-exp), so it never overflows, an
+  infinite argument contributes exactly 0 and no ``inf − inf`` is ever formed: finite costs give finite values
+  and gradients for every ``γ > 0``.
+- **γ.** ``γ`` must be a finite number > 0; ``γ ≤ 0`` raises ``ValueError`` (there is no ``γ = 0`` special case,
+  unlike tslearn). As ``γ → 0`` the value tends to hard DTW with the same cost (from below, by at most
+  ``γ·log(#paths)``) and ``E`` to the indicator of the optimal path; small values such as ``1e-4`` work in float64
+  and float32 without overflow (the tests check it).
 - **Gradient.** ``∂R[n,m]/∂C = E``, the expected alignment matrix, computed by the E-matrix recursion of the paper
-  (Algorithm 2), not by differentiating through the DP; ``E`` is returned on request.
+  (Algorithm 2), not by differentiating through the DP; ``E`` is returned on request. Its entries lie in [0, 1],
+  its rows sum to ≥ 1 and its total (the expected path length) lies between ``max(n, m)`` and ``n + m − 1``.
 - **Costs.** ``"sqeuclidean"`` is the *full* squared Euclidean distance ``‖x_i − y_j‖²`` (the convention of
-  tslearn, the original Cython code and pysdtw; the google-research divergence code uses half of it);
-  ``"cosine"`` is ``1 − cos(x_i, y_j)``, clamped to [0, 2] (DWA-KD). Both are computed with matrix products
-  (``‖x‖² + ‖y‖² − 2·XYᵀ``, clamped at 0), never as a B × N × M × d tensor.
+  tslearn, the original Cython code and pysdtw, and of the project's oracle; the google-research divergence code
+  uses half of it: ``sdtw(C/2, γ) = ½·sdtw(C, 2γ)``); ``"cosine"`` is ``1 − cos(x_i, y_j)``, clamped to [0, 2]
+  (DWA-KD's convention; a zero vector has cosine 0 with everything). Both are computed with matrix products
+  (``‖x‖² + ‖y‖² − 2·XYᵀ``, clamped at 0), never as a ``B × N × M × d`` tensor.
 - **Divergence.** ``D(x, y) = sdtw(x, y) − ½·(sdtw(x, x) + sdtw(y, y))`` (Blondel, Mensch & Vert 2021), for ragged
-  pairs in one batched call of 3B soft-DTW problems. A band penalty applies to the cross term only, as DWA-KD
-  adds it (the self terms compare a sequence with itself, where the band has no meaning).
+  pairs in ONE batched soft-DTW call over 3B problems. A band penalty applies to the **cross term only**, as
+  DWA-KD adds it (the self terms compare a sequence with itself, where a student→teacher band has no meaning); so
+  with a band ``D(x, x)`` is no longer 0, and the band's contribution to ``D`` is exactly the increase of the cross
+  term.
 - **Ragged batches.** ``x_lengths``/``y_lengths`` (or ``lengths`` for a cost matrix) give each pair's true lengths;
-  cells beyond them are ignored (they never influence ``R[n,m]``) and get zero gradient.
-- **dtype.** float32 and float64; the result has the input's dtype (a float64 input is never computed or returned
-  in float32).
+  cells beyond them are ignored (they never influence ``R[n,m]``, may hold anything, even NaN) and get zero
+  gradient.
+- **dtype.** float32 and float64; values, ``E`` and gradients have the input's dtype (a float64 input is never
+  computed or returned in float32). Expected float32 error against the float64 oracle: about 1e-6 relative on
+  values and 1e-4 absolute on gradients at ``γ ≥ 0.1`` (it grows roughly like 1/γ).
 
-Back-ends: ``numba`` (CPU; compiled, parallel over the batch), ``triton`` (CUDA; one kernel launch for the whole
-wavefront of every pair in the batch, forward and backward; also runs under ``TRITON_INTERPRET=1``), ``torch``
-(a vectorised anti-diagonal loop; any device). ``backend="auto"`` picks triton for CUDA tensors when triton is
-installed, numba on the CPU.
+Back-ends: ``numba`` (CPU; compiled, parallel over the batch; CUDA tensors are copied to the host and back),
+``triton`` (CUDA; one kernel launch for the whole wavefront of every pair in the batch, forward and, separately,
+backward; also runs on CPU tensors when ``TRITON_INTERPRET=1`` is set before triton compiles the kernels), ``torch``
+(a vectorised anti-diagonal loop; any device). ``backend="auto"`` picks triton for CUDA tensors when triton imports
+(the torch loop otherwise), numba on the CPU. Triton is imported only when the triton back-end is used.
 """
 
 from __future__ import annotations
@@ -41,7 +56,10 @@ COSTS = ("sqeuclidean", "cosine")
 
 
 def pairwise_cost(x: torch.Tensor, y: torch.Tensor, cost: str = "sqeuclidean") -> torch.Tensor:
-    """``(B, N, M)`` cost between ``x (B, N, D)`` and ``y (B, M, D)``; see the module docstring for the conventions.
+    """``(B, N, M)`` cost between ``x (B, N, D)`` and ``y (B, M, D)``, differentiable.
+
+    ``"sqeuclidean"``: ``‖x_i − y_j‖²`` (full, not halved) as ``‖x_i‖² + ‖y_j‖² − 2·x_i·y_j`` clamped at 0;
+    ``"cosine"``: ``1 − cos(x_i, y_j)`` clamped to [0, 2]. Memory is ``O(B·N·M)``.
 
     Raises:
         ValueError: an unknown cost.
@@ -51,6 +69,7 @@ def pairwise_cost(x: torch.Tensor, y: torch.Tensor, cost: str = "sqeuclidean") -
         yy = (y * y).sum(-1).unsqueeze(-2)
         return (xx + yy - 2 * torch.bmm(x, y.transpose(1, 2))).clamp_min(0)
     if cost == "cosine":
+        # eps keeps a zero vector finite (its cosine with anything is 0, its cost 1)
         eps = torch.finfo(x.dtype).eps
         xn = x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
         yn = y / y.norm(dim=-1, keepdim=True).clamp_min(eps)
@@ -59,54 +78,60 @@ def pairwise_cost(x: torch.Tensor, y: torch.Tensor, cost: str = "sqeuclidean") -
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# back-ends on the padded-array conventions of _softdtw_cpu
+# back-ends, on the padded-array conventions of _softdtw_cpu: R is (B, N+2, M+2) with +inf borders and R[:,0,0] = 0,
+# E is (B, N, M) and zero outside each pair's block
 
 
 def _torch_forward(D: torch.Tensor, n: torch.Tensor, m: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Anti-diagonal sweep: every cell of diagonal i + j = d at once, for every pair."""
+    """Anti-diagonal sweep: every cell of diagonal ``i + j = t`` at once, for every pair (n + m − 1 steps)."""
     B, N, M = D.shape
     R = torch.full((B, N + 2, M + 2), math.inf, dtype=D.dtype, device=D.device)
     R[:, 0, 0] = 0
-    for d in range(2, N + M + 1):
-        i = torch.arange(max(1, d - M), min(N, d - 1) + 1, device=D.device)
-        j = d - i
+    for t in range(2, N + M + 1):
+        i = torch.arange(max(1, t - M), min(N, t - 1) + 1, device=D.device)
+        j = t - i
         stacked = torch.stack([R[:, i - 1, j - 1], R[:, i - 1, j], R[:, i, j - 1]], dim=0)
         rmin = stacked.min(dim=0).values
         finite = torch.isfinite(rmin)
-        safe = torch.where(finite, rmin, torch.zeros_like(rmin))
-        total = torch.exp(-(stacked - safe) / gamma).sum(dim=0)
-        soft = torch.where(finite, safe - gamma * torch.log(total), rmin)
-        R[:, i, j] = D[:, i - 1, j - 1] + soft
+        shift = torch.where(finite, rmin, torch.zeros_like(rmin))
+        total = torch.exp(-(stacked - shift) / gamma).sum(dim=0)
+        soft = shift - gamma * torch.log(torch.where(finite, total, torch.ones_like(total)))
+        R[:, i, j] = torch.where(finite, D[:, i - 1, j - 1] + soft, rmin)
     return R
 
 
 def _torch_backward(D: torch.Tensor, R: torch.Tensor, n: torch.Tensor, m: torch.Tensor, gamma: float) -> torch.Tensor:
-    """E-matrix recursion swept backwards over anti-diagonals, with each pair's own end cell."""
+    """E-matrix recursion swept backwards over anti-diagonals, with each pair's own end cell.
+
+    Cells outside a pair's block get ``R = −inf`` (so their weight is exactly 0) and ``E = 0``; the exponents are
+    ≤ 0 in exact arithmetic and clamped at 0 against rounding.
+    """
     B, N, M = D.shape
     device = D.device
     rows = torch.arange(N + 2, device=device).view(1, -1, 1)
     cols = torch.arange(M + 2, device=device).view(1, 1, -1)
-    nb, mb = n.view(-1, 1, 1), m.view(-1, 1, 1)
-    inside = (rows >= 1) & (rows <= nb) & (cols >= 1) & (cols <= mb)
+    inside = (rows >= 1) & (rows <= n.view(-1, 1, 1)) & (cols >= 1) & (cols <= m.view(-1, 1, 1))
     r = torch.where(inside, R, torch.full_like(R, -math.inf))
-    batch = torch.arange(B, device=device)
-    r[batch, n + 1, m + 1] = R[batch, n, m]
+    # the cell under evaluation is read through `here`, which must be finite wherever `inside` is false too
+    here_all = torch.where(inside, R, torch.zeros_like(R))
     d = torch.zeros((B, N + 2, M + 2), dtype=D.dtype, device=device)
     d[:, 1:N + 1, 1:M + 1] = D
     d = torch.where(inside, d, torch.zeros_like(d))
     e = torch.zeros_like(r)
-    e[batch, n + 1, m + 1] = 1
-    for s in range(N + M, 1, -1):
-        i = torch.arange(max(1, s - M), min(N, s - 1) + 1, device=device)
-        j = s - i
-        here = r[:, i, j]
-        a = torch.exp((r[:, i + 1, j] - here - d[:, i + 1, j]) / gamma)
-        b = torch.exp((r[:, i, j + 1] - here - d[:, i, j + 1]) / gamma)
-        c = torch.exp((r[:, i + 1, j + 1] - here - d[:, i + 1, j + 1]) / gamma)
+    batch = torch.arange(B, device=device)
+    is_end = torch.zeros_like(inside)
+    is_end[batch, n, m] = True
+    for t in range(N + M, 1, -1):
+        i = torch.arange(max(1, t - M), min(N, t - 1) + 1, device=device)
+        j = t - i
+        here = here_all[:, i, j]
+        a = torch.exp(((r[:, i + 1, j] - here - d[:, i + 1, j]) / gamma).clamp_max(0))
+        b = torch.exp(((r[:, i, j + 1] - here - d[:, i, j + 1]) / gamma).clamp_max(0))
+        c = torch.exp(((r[:, i + 1, j + 1] - here - d[:, i + 1, j + 1]) / gamma).clamp_max(0))
         value = e[:, i + 1, j] * a + e[:, i, j + 1] * b + e[:, i + 1, j + 1] * c
-        # outside a pair's block keep what is there: zeros, and the pair's end sentinel (n+1, m+1)
-        e[:, i, j] = torch.where(inside[:, i, j], value, e[:, i, j])
-    return torch.where(inside, e, torch.zeros_like(e))[:, 1:N + 1, 1:M + 1].contiguous()
+        value = torch.where(is_end[:, i, j], torch.ones_like(value), value)
+        e[:, i, j] = torch.where(inside[:, i, j], value, torch.zeros_like(value))
+    return e[:, 1:N + 1, 1:M + 1].contiguous()
 
 
 def _numba_forward(D, n, m, gamma):
@@ -141,6 +166,7 @@ _IMPLEMENTATIONS = {"numba": (_numba_forward, _numba_backward), "torch": (_torch
 
 
 def triton_available() -> bool:
+    """Whether triton imports (it is imported here, and only here or in the triton back-end)."""
     try:
         import triton  # noqa: F401
     except ImportError:
@@ -149,43 +175,65 @@ def triton_available() -> bool:
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """The back-end ``auto`` means for tensors on ``device`` (see the module docstring).
+    """The back-end ``backend`` means for tensors on ``device`` (see the module docstring).
 
     Raises:
-        ValueError: an unknown back-end, or triton asked for but not installed.
+        ValueError: an unknown back-end; triton asked for but not installed; triton asked for on CPU tensors
+            without Triton's interpreter (``TRITON_INTERPRET=1`` set before the kernels were compiled).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        if device.type == "cuda" and triton_available():
-            return "triton"
+        if device.type == "cuda":
+            return "triton" if triton_available() else "torch"
         return "numba" if device.type == "cpu" else "torch"
     if backend == "triton":
         if not triton_available():
-            raise ValueError("backend 'triton' needs the triton package (pip install triton)")
-        if device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
-            raise ValueError("backend 'triton' runs on CUDA tensors (or on the CPU under TRITON_INTERPRET=1)")
+            raise ValueError("backend 'triton' needs the triton package (pip install 'triton>=3.3')")
+        if device.type != "cuda":
+            from . import _softdtw_triton
+
+            if not _softdtw_triton.interpreted():
+                state = os.environ.get("TRITON_INTERPRET", "unset")
+                raise ValueError("backend 'triton' runs on CUDA tensors, or on CPU tensors under Triton's "
+                                 "interpreter: set TRITON_INTERPRET=1 before ctkd_inspect.batch._softdtw_triton is "
+                                 f"imported (TRITON_INTERPRET is {state!r} and the kernels are compiled)")
     return backend
 
 
 class _SoftDTW(torch.autograd.Function):
-    """Soft-DTW values of a batch of cost matrices; the backward pass is the E-matrix recursion."""
+    """Soft-DTW values (and, when asked, ``E``) of a batch of cost matrices; backward = the E-matrix recursion.
+
+    With ``want_alignment`` the E matrix is computed once in the forward pass, returned, and reused by the
+    backward pass (which then needs no saved ``R``); otherwise ``R`` is saved and ``E`` computed on backward.
+    """
 
     @staticmethod
-    def forward(ctx, D, n, m, gamma, backend):
-        forward_impl, _ = _IMPLEMENTATIONS[backend]
+    def forward(ctx, D, n, m, gamma, backend, want_alignment):
+        forward_impl, backward_impl = _IMPLEMENTATIONS[backend]
         R = forward_impl(D.detach(), n, m, gamma)
-        ctx.save_for_backward(D, R, n, m)
-        ctx.gamma, ctx.backend = gamma, backend
         batch = torch.arange(D.shape[0], device=D.device)
-        return R[batch, n, m]
+        values = R[batch, n, m]
+        ctx.gamma, ctx.backend = gamma, backend
+        if want_alignment:
+            E = backward_impl(D.detach(), R, n, m, gamma)
+            ctx.save_for_backward(E)
+            ctx.has_alignment = True
+        else:
+            E = D.new_zeros(0)
+            ctx.save_for_backward(D, R, n, m)
+            ctx.has_alignment = False
+        ctx.mark_non_differentiable(E)
+        return values, E
 
     @staticmethod
-    def backward(ctx, grad_output):
-        D, R, n, m = ctx.saved_tensors
-        _, backward_impl = _IMPLEMENTATIONS[ctx.backend]
-        E = backward_impl(D.detach(), R, n, m, ctx.gamma)
-        return E * grad_output.view(-1, 1, 1), None, None, None, None
+    def backward(ctx, grad_values, grad_alignment):
+        if ctx.has_alignment:
+            (E,) = ctx.saved_tensors
+        else:
+            D, R, n, m = ctx.saved_tensors
+            E = _IMPLEMENTATIONS[ctx.backend][1](D.detach(), R, n, m, ctx.gamma)
+        return E * grad_values.view(-1, 1, 1), None, None, None, None, None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -193,7 +241,10 @@ class _SoftDTW(torch.autograd.Function):
 
 
 def _check_gamma(gamma) -> float:
-    gamma = float(gamma)
+    try:
+        gamma = float(gamma)
+    except (TypeError, ValueError):
+        raise ValueError(f"gamma must be a finite number > 0 (got {gamma!r})") from None
     if not gamma > 0 or not math.isfinite(gamma):
         raise ValueError(f"gamma must be a finite number > 0 (got {gamma}); as gamma → 0 soft-DTW tends to hard "
                          "DTW, use a small gamma such as 1e-3 for that")
@@ -203,18 +254,22 @@ def _check_gamma(gamma) -> float:
 def _lengths(value, batch: int, limit: int, name: str, device) -> torch.Tensor:
     if value is None:
         return torch.full((batch,), limit, dtype=torch.int64, device=device)
-    lengths = torch.as_tensor(value, dtype=torch.int64, device=device).reshape(-1)
+    lengths = torch.as_tensor(value, device=device)
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integers (got {lengths.dtype})")
+    lengths = lengths.to(torch.int64).reshape(-1)
     if lengths.shape[0] != batch:
         raise ValueError(f"{name} has {lengths.shape[0]} entries for a batch of {batch}")
     if bool((lengths < 1).any()) or bool((lengths > limit).any()):
-        raise ValueError(f"{name} must lie in [1, {limit}] (got {lengths.tolist()})")
+        raise ValueError(f"{name} must lie in [1, {limit}] (got {lengths.tolist()}); empty sequences have no "
+                         "soft-DTW value")
     return lengths
 
 
 def _as_batch(t: torch.Tensor, name: str, ndim: int) -> tuple[torch.Tensor, bool]:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch tensor, got {type(t).__name__}")
-    if not t.is_floating_point() or t.dtype not in (torch.float32, torch.float64):
+    if t.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"{name} must be float32 or float64 (got {t.dtype})")
     if t.dim() == ndim - 1:
         return t.unsqueeze(0), True
@@ -223,59 +278,73 @@ def _as_batch(t: torch.Tensor, name: str, ndim: int) -> tuple[torch.Tensor, bool
     return t, False
 
 
+def _inside(shape, n: torch.Tensor, m: torch.Tensor, device) -> torch.Tensor:
+    rows = torch.arange(shape[1], device=device).view(1, -1, 1)
+    cols = torch.arange(shape[2], device=device).view(1, 1, -1)
+    return (rows < n.view(-1, 1, 1)) & (cols < m.view(-1, 1, 1))
+
+
 def _masked(t: torch.Tensor, n: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """Zero the cells of a (B, N, M) tensor beyond each pair's lengths (padding may hold anything, even NaN)."""
-    rows = torch.arange(t.shape[1], device=t.device).view(1, -1, 1)
-    cols = torch.arange(t.shape[2], device=t.device).view(1, 1, -1)
-    inside = (rows < n.view(-1, 1, 1)) & (cols < m.view(-1, 1, 1))
-    return torch.where(inside, t, torch.zeros((), dtype=t.dtype, device=t.device))
+    return torch.where(_inside(t.shape, n, m, t.device), t, torch.zeros((), dtype=t.dtype, device=t.device))
+
+
+def _penalty(penalty, shape: torch.Size, dtype: torch.dtype, device) -> torch.Tensor:
+    """The additive penalty as a ``(1 or B, N, M)`` constant (no gradient flows into it)."""
+    if isinstance(penalty, torch.Tensor):
+        p = penalty.detach().to(dtype=dtype, device=device)
+    else:
+        p = torch.as_tensor(penalty, dtype=dtype, device=device)
+    if p.dim() == 2:
+        p = p.unsqueeze(0)
+    if p.dim() != 3 or tuple(p.shape[1:]) != tuple(shape[1:]) or p.shape[0] not in (1, shape[0]):
+        raise ValueError(f"the penalty (band) must have shape {tuple(shape[1:])} or {tuple(shape)} like the cost "
+                         f"matrix (got {tuple(p.shape)})")
+    return p
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # public API
 
 
-def soft_dtw_from_cost(C: torch.Tensor, gamma: float = 1.0, lengths=None, penalty: torch.Tensor | None = None,
+def soft_dtw_from_cost(C: torch.Tensor, gamma: float = 1.0, lengths=None, penalty=None,
                        return_alignment: bool = False, backend: str = "auto"):
     """Soft-DTW of precomputed cost matrices.
 
     Args:
-        C: ``(N, M)`` or ``(B, N, M)`` costs (float32/float64), differentiable.
-        gamma: smoothing, > 0.
-        lengths: ``None`` (every pair uses the full matrix) or ``(n_lengths, m_lengths)``, each ``(B,)``.
-        penalty: an additive penalty of the same shape as ``C`` (e.g. a soft band); no gradient flows into it.
-        return_alignment: also return the expected alignment ``E = ∂value/∂C`` (same shape as ``C``).
-        backend: ``auto``, ``numba``, ``torch`` or ``triton``.
+        C: ``(N, M)`` or ``(B, N, M)`` finite costs, float32 or float64, on any device; differentiable.
+        gamma: smoothing, a finite number > 0.
+        lengths: ``None`` (every pair uses the full matrix) or ``(n_lengths, m_lengths)``, each ``(B,)`` integers
+            (or ``None`` for full length) with ``1 ≤ n_b ≤ N`` and ``1 ≤ m_b ≤ M``.
+        penalty: an additive penalty ``(N, M)`` or ``(B, N, M)`` (tensor or numpy array; e.g. a soft band from
+            :func:`ctkd_inspect.batch.band.dwa_band`), added to ``C`` as a constant: no gradient flows into it.
+        return_alignment: also return the expected alignment ``E = ∂value/∂(C + penalty)`` (shape of ``C``, zero
+            outside each pair's block). It is computed once and reused by the backward pass.
+        backend: ``auto``, ``numba``, ``torch`` or ``triton`` (see the module docstring).
 
     Returns:
-        The values, shape ``(B,)`` (a scalar for an unbatched ``C``), and ``E`` when asked.
+        The values ``(B,)`` in ``C``'s dtype (a 0-d tensor for an unbatched ``C``), and ``E`` when asked.
 
     Raises:
-        ValueError: gamma ≤ 0, an empty dimension, lengths out of range, mismatched shapes, unknown back-end.
+        ValueError: gamma ≤ 0 (or not finite); an empty dimension; lengths out of range or of the wrong size;
+            a penalty of the wrong shape; a dtype other than float32/float64; an unknown or unavailable back-end.
+        TypeError: ``C`` is not a tensor.
     """
     gamma = _check_gamma(gamma)
     C, single = _as_batch(C, "C", 3)
     B, N, M = C.shape
-    if N == 0 or M == 0:
-        raise ValueError(f"soft-DTW needs non-empty sequences (cost matrix of shape {tuple(C.shape)})")
+    if B == 0 or N == 0 or M == 0:
+        raise ValueError(f"soft-DTW needs a non-empty batch of non-empty sequences (cost shape {tuple(C.shape)})")
     n_lengths, m_lengths = (None, None) if lengths is None else lengths
     n = _lengths(n_lengths, B, N, "the first lengths", C.device)
     m = _lengths(m_lengths, B, M, "the second lengths", C.device)
-    if penalty is not None:
-        penalty = torch.as_tensor(penalty, dtype=C.dtype, device=C.device)
-        if penalty.shape != C.shape:
-            penalty = penalty.reshape(C.shape) if penalty.numel() == C.numel() else None
-            if penalty is None:
-                raise ValueError("the penalty must have the shape of the cost matrix")
-        C = C + penalty.detach()
-    C = _masked(C, n, m)
     chosen = resolve_backend(backend, C.device)
-    values = _SoftDTW.apply(C, n, m, gamma, chosen)
+    if penalty is not None:
+        C = C + _penalty(penalty, C.shape, C.dtype, C.device)
+    if lengths is not None:
+        C = _masked(C, n, m)
+    values, E = _SoftDTW.apply(C, n, m, gamma, chosen, bool(return_alignment))
     if return_alignment:
-        forward_impl, backward_impl = _IMPLEMENTATIONS[chosen]
-        with torch.no_grad():
-            R = forward_impl(C.detach(), n, m, gamma)
-            E = backward_impl(C.detach(), R, n, m, gamma)
         return (values[0], E[0]) if single else (values, E)
     return values[0] if single else values
 
@@ -291,11 +360,19 @@ def _prepare(x, y, x_lengths, y_lengths):
         raise ValueError(f"x and y have different feature sizes ({x.shape[-1]} and {y.shape[-1]})")
     if x.dtype != y.dtype:
         raise ValueError(f"x and y have different dtypes ({x.dtype} and {y.dtype})")
-    if x.shape[1] == 0 or y.shape[1] == 0:
-        raise ValueError("soft-DTW needs non-empty sequences")
+    if x.device != y.device:
+        raise ValueError(f"x and y are on different devices ({x.device} and {y.device})")
+    if x.shape[0] == 0 or x.shape[1] == 0 or y.shape[1] == 0:
+        raise ValueError(f"soft-DTW needs non-empty sequences (shapes {tuple(x.shape)} and {tuple(y.shape)})")
     n = _lengths(x_lengths, x.shape[0], x.shape[1], "x_lengths", x.device)
     m = _lengths(y_lengths, y.shape[0], y.shape[1], "y_lengths", y.device)
-    return x, y, n, m, single_x
+    # zero the padded rows so that whatever they hold (even NaN) reaches neither the costs nor the gradients
+    if x_lengths is not None:
+        x = torch.where((torch.arange(x.shape[1], device=x.device) < n.view(-1, 1)).unsqueeze(-1), x, 0.0)
+    if y_lengths is not None:
+        y = torch.where((torch.arange(y.shape[1], device=y.device) < m.view(-1, 1)).unsqueeze(-1), y, 0.0)
+    ragged = x_lengths is not None or y_lengths is not None
+    return x, y, n, m, single_x, ragged
 
 
 def soft_dtw(x: torch.Tensor, y: torch.Tensor, gamma: float = 1.0, cost: str = "sqeuclidean", band=None,
@@ -303,24 +380,29 @@ def soft_dtw(x: torch.Tensor, y: torch.Tensor, gamma: float = 1.0, cost: str = "
     """Soft-DTW between sequences of vectors.
 
     Args:
-        x, y: ``(N, D)``/``(M, D)`` or batched ``(B, N, D)``/``(B, M, D)``, same dtype (float32/float64).
-        gamma: smoothing, > 0.
+        x, y: ``(N, D)``/``(M, D)`` or batched ``(B, N, D)``/``(B, M, D)`` tensors, same dtype (float32/float64)
+            and device; differentiable.
+        gamma: smoothing, a finite number > 0.
         cost: ``"sqeuclidean"`` (full ``‖x − y‖²``) or ``"cosine"`` (``1 − cos``, clamped to [0, 2]).
-        band: an additive penalty ``(N, M)`` / ``(B, N, M)`` added to the cost, e.g. from
-            :func:`ctkd_inspect.batch.band.dwa_band`.
-        x_lengths, y_lengths: ``(B,)`` true lengths of ragged batches (default: full lengths).
-        return_alignment: also return the expected alignment matrix ``E``.
+        band: an additive penalty ``(N, M)`` or ``(B, N, M)`` added to the cost as a constant, e.g. the first
+            output of :func:`ctkd_inspect.batch.band.dwa_band`.
+        x_lengths, y_lengths: ``(B,)`` true lengths of ragged batches (default: full lengths); padded rows may hold
+            anything, even NaN.
+        return_alignment: also return the expected alignment matrix ``E`` (``(B, N, M)`` or ``(N, M)``).
         backend: ``auto``, ``numba``, ``torch`` or ``triton``.
 
     Returns:
-        Values ``(B,)`` (scalar when unbatched), differentiable w.r.t. ``x`` and ``y``; and ``E`` when asked.
+        Values ``(B,)`` (0-d when unbatched) in the inputs' dtype, differentiable w.r.t. ``x`` and ``y``; and ``E``
+        when asked.
 
     Raises:
-        ValueError: see :func:`soft_dtw_from_cost`, plus mismatched feature sizes, batch sizes or dtypes.
+        ValueError: see :func:`soft_dtw_from_cost`, plus mismatched feature sizes, batch sizes, dtypes or
+            devices, mixed batched/unbatched inputs and an unknown cost.
     """
-    x, y, n, m, single = _prepare(x, y, x_lengths, y_lengths)
+    gamma = _check_gamma(gamma)
+    x, y, n, m, single, ragged = _prepare(x, y, x_lengths, y_lengths)
     C = pairwise_cost(x, y, cost)
-    out = soft_dtw_from_cost(C, gamma, (n, m), band, return_alignment, backend)
+    out = soft_dtw_from_cost(C, gamma, (n, m) if ragged else None, band, return_alignment, backend)
     if single:
         return (out[0][0], out[1][0]) if return_alignment else out[0]
     return out
@@ -329,12 +411,19 @@ def soft_dtw(x: torch.Tensor, y: torch.Tensor, gamma: float = 1.0, cost: str = "
 def soft_dtw_divergence(x: torch.Tensor, y: torch.Tensor, gamma: float = 1.0, cost: str = "sqeuclidean",
                         band=None, x_lengths=None, y_lengths=None, return_alignment: bool = False,
                         backend: str = "auto"):
-    """The soft-DTW divergence ``sdtw(x, y) − ½(sdtw(x, x) + sdtw(y, y))`` for (ragged) batches, in one batched
-    soft-DTW call; the band penalty applies to the cross term only. Arguments as :func:`soft_dtw`;
-    ``return_alignment`` returns the cross term's ``E``.
+    """The soft-DTW divergence ``sdtw(x, y) − ½·(sdtw(x, x) + sdtw(y, y))`` of (ragged) pairs.
+
+    The 3B soft-DTW problems (cross, x-self, y-self) are padded to one ``(3B, L, L)`` batch, ``L = max(N, M)``, and
+    solved in ONE batched call (one kernel launch per direction on the GPU), each with its own lengths. The band
+    penalty applies to the cross term only (DWA-KD); without a band, ``D(x, x) = 0`` and, for the squared
+    Euclidean cost, ``D ≥ 0`` (Blondel et al. 2021 prove it for costs whose Gibbs kernel is positive definite;
+    the tests check it on random inputs).
+
+    Arguments, returns and errors as :func:`soft_dtw`; ``return_alignment`` returns the cross term's ``E``
+    (``(B, N, M)``, with the band included in its cost).
     """
     gamma = _check_gamma(gamma)
-    x, y, n, m, single = _prepare(x, y, x_lengths, y_lengths)
+    x, y, n, m, single, _ = _prepare(x, y, x_lengths, y_lengths)
     B, N, _ = x.shape
     M = y.shape[1]
     L = max(N, M)
@@ -344,14 +433,14 @@ def soft_dtw_divergence(x: torch.Tensor, y: torch.Tensor, gamma: float = 1.0, co
 
     cross = pairwise_cost(x, y, cost)
     if band is not None:
-        cross = cross + torch.as_tensor(band, dtype=x.dtype, device=x.device).reshape(cross.shape).detach()
+        cross = cross + _penalty(band, cross.shape, cross.dtype, cross.device)
     stacked = torch.cat([pad(cross), pad(pairwise_cost(x, x, cost)), pad(pairwise_cost(y, y, cost))], dim=0)
     first = torch.cat([n, n, m])
     second = torch.cat([m, n, m])
-    values = soft_dtw_from_cost(stacked, gamma, (first, second), None, False, backend)
+    out = soft_dtw_from_cost(stacked, gamma, (first, second), None, return_alignment, backend)
+    values = out[0] if return_alignment else out
     divergence = values[:B] - 0.5 * (values[B:2 * B] + values[2 * B:])
     if return_alignment:
-        with torch.no_grad():
-            _, E = soft_dtw_from_cost(cross.detach(), gamma, (n, m), None, True, backend)
+        E = out[1][:B, :N, :M]
         return (divergence[0], E[0]) if single else (divergence, E)
     return divergence[0] if single else divergence

@@ -42,6 +42,7 @@ __all__ = ["ALIASES", "Alias", "TokenizerSource", "find_alias", "load_tokenizer"
 RECIPE_VERSION = 1
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_FILE_SUFFIXES = (".json", ".gguf", ".model", ".tiktoken")
 
 
 @dataclass(frozen=True)
@@ -301,20 +302,18 @@ def resolve_tokenizer(name: str, *, cache_dir: str | Path | None = None, fetch: 
     if path.exists():
         tok = _load_path(path)
         return tok, TokenizerSource(name, "path", str(path.resolve()))
-    looks_like_path = os.sep in name or name.startswith(".") or Path(name).suffix.lower() in (
-        ".json", ".gguf", ".model", ".tiktoken")
+    looks_like_file = Path(name).suffix.lower() in _FILE_SUFFIXES
     alias = find_alias(name)
     if alias is not None:
         tok, entry = _load_alias(alias, root, fetch, progress)
         return _check_fast(tok, f"alias {alias.name!r}"), TokenizerSource(name, "alias", str(entry), alias.name,
                                                                           alias.hub_id)
-    hub_entry = _cache_entry("hub/" + name, root)
-    if _HUB_ID.match(name) and _cache_is_current(hub_entry):
-        return _load_cached(hub_entry), TokenizerSource(name, "cache", str(hub_entry), hub_id=name)
-    if _HUB_ID.match(name) and Path(name).suffix.lower() not in (".json", ".gguf", ".model"):
-        tok = _load_hub(name, root)
-        return tok, TokenizerSource(name, "hub", name, hub_id=name)
-    if looks_like_path:
+    if _HUB_ID.match(name) and not looks_like_file:
+        hub_entry = _cache_entry("hub/" + name, root)
+        if _cache_is_current(hub_entry):
+            return _load_cached(hub_entry), TokenizerSource(name, "cache", str(hub_entry), hub_id=name)
+        return _load_hub(name, root), TokenizerSource(name, "hub", name, hub_id=name)
+    if looks_like_file or os.sep in name or name.startswith("."):
         raise TokenizerNotFound(f"no such file or folder: {name}")
     suggestions = _suggest(name, root)
     hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""

@@ -78,7 +78,7 @@ def test_engine_on_synthetic_signals():
     expected = dtw_path(-np.log(np.clip(soft.T, 1e-300, None))).path + np.array([1, 0])
     assert result.extra["path"] == expected.tolist()
     m = result.metrics
-    assert m["anchors"] == 5 and m["soft_dtw_divergence"] == pytest.approx(m["soft_dtw_divergence"])
+    assert m["anchors"] == 5 and np.isfinite(m["soft_dtw_divergence"])
     assert m["expected_path_length"] > 0 and m["soft_dtw"] <= m["path_cost"] + 1e-9
     json.dumps(result.to_dict())
 
