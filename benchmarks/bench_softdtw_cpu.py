@@ -1,13 +1,16 @@
 """Batched Soft-DTW on the CPU: ours (numba) against pysdtw's numba path and tslearn's SoftDTWLossPyTorch.
 
-Same inputs for everybody: B = 8 pairs of random N(0, 1)/√d sequences, L = 128 and 512, d = 64 and 768,
-float32, γ = 1, squared Euclidean cost computed by matrix products (tslearn gets the same bmm distance function,
-its default expand-based distance runs out of memory at L = 512, d = 768). Forward, and forward + backward
-(gradient w.r.t. x). The script checks that all three give the same values (relative 1e-4, float32), then writes
-benchmarks/results/softdtw_cpu.json with medians. Target (issue #4): at least parity with pysdtw's numba path on
+Same inputs for everybody: B = 8 pairs of random N(0, 1)/√d sequences, L = 128 and 512, d = 64 and 768, float32,
+γ = 1, squared Euclidean cost computed by matrix products (``pairwise_cost``; tslearn gets the same distance
+function, its default expand-based distance runs out of memory at L = 512, d = 768). Forward (no grad), and
+forward + backward (gradient w.r.t. x). Before timing, the script checks that all three agree on the values
+(relative 1e-4) and on the gradients (absolute 1e-3, float32). Timing: one warm-up call each (JIT compilation),
+then ``--repeats`` rounds in which every contender runs once, in turn (so a change of machine load during the run
+hits all of them alike); medians per contender. Writes benchmarks/results/softdtw_cpu.json with the machine
+record and the load average before and after. Target (issue #4): at least parity with pysdtw's numba path on
 forward + backward.
 
-    python benchmarks/bench_softdtw_cpu.py [--repeats 5]
+    python benchmarks/bench_softdtw_cpu.py [--repeats 7]
 
 Needs the `bench` extra: pip install "ctkd-inspect[bench]" (pysdtw 0.0.5, tslearn).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -29,19 +33,22 @@ warnings.filterwarnings("ignore")
 from common import machine_info  # noqa: E402
 
 
-def median_time(function, repeats: int) -> float:
-    function()  # warm-up: JIT compilation and allocator
-    times = []
+def interleaved_medians(functions: dict, repeats: int) -> dict:
+    """Median seconds per function over ``repeats`` rounds, each round calling every function once in turn."""
+    for function in functions.values():
+        function()  # warm-up: JIT compilation, allocator
+    times = {name: [] for name in functions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "softdtw_cpu.json")
     args = parser.parse_args()
 
@@ -58,56 +65,79 @@ def main() -> None:
     except ImportError as exc:
         raise SystemExit(f"this benchmark needs the anchors: pip install 'ctkd-inspect[bench]' ({exc})") from exc
 
-    torch.set_num_threads(torch.get_num_threads())
-    anchors = {
-        "pysdtw_numba": pysdtw.SoftDTW(gamma=1.0, dist_func=bmm_sqeuclidean, use_cuda=False),
-        "tslearn_numba": SoftDTWLossPyTorch(gamma=1.0, dist_func=bmm_sqeuclidean),
+    gamma, batch = 1.0, 8
+    contenders = {
+        "ours_numba": lambda x, y: soft_dtw_from_cost(bmm_sqeuclidean(x, y), gamma, backend="numba"),
+        "pysdtw_numba": pysdtw.SoftDTW(gamma=gamma, dist_func=bmm_sqeuclidean, use_cuda=False),
+        "tslearn_numba": SoftDTWLossPyTorch(gamma=gamma, dist_func=bmm_sqeuclidean),
     }
-
-    def ours(x, y):
-        return soft_dtw_from_cost(bmm_sqeuclidean(x, y), 1.0, backend="numba")
-
+    anchors = [name for name in contenders if name != "ours_numba"]
+    load_before = os.getloadavg()
     rows = []
     for length in (128, 512):
         for dim in (64, 768):
             gen = torch.Generator().manual_seed(length + dim)
-            x = (torch.randn(8, length, dim, generator=gen) / dim ** 0.5).requires_grad_(True)
-            y = torch.randn(8, length, dim, generator=gen) / dim ** 0.5
-            reference = ours(x, y).detach()
-            row = {"B": 8, "L": length, "d": dim, "ms": {}}
-            for name, function in [("ours_numba", ours), *anchors.items()]:
-                values = function(x, y).detach()
-                if not torch.allclose(values, reference, rtol=1e-4, atol=1e-3):
-                    raise SystemExit(f"{name} disagrees with ours at L={length}, d={dim}: {values} vs {reference}")
+            x = (torch.randn(batch, length, dim, generator=gen) / dim ** 0.5).requires_grad_(True)
+            y = torch.randn(batch, length, dim, generator=gen) / dim ** 0.5
+            reference, reference_grad = None, None
+            for name, function in contenders.items():
+                x.grad = None
+                values = function(x, y)
+                values.sum().backward()
+                if reference is None:
+                    reference, reference_grad = values.detach(), x.grad.clone()
+                elif not (torch.allclose(values.detach(), reference, rtol=1e-4, atol=1e-3)
+                          and torch.allclose(x.grad, reference_grad, rtol=1e-3, atol=1e-3)):
+                    raise SystemExit(f"{name} disagrees with ours at L={length}, d={dim}: values "
+                                     f"{values.detach()[:3]} vs {reference[:3]}, gradient max difference "
+                                     f"{(x.grad - reference_grad).abs().max().item():.2e}")
 
-                def forward(function=function, x=x, y=y):
+            def forward(function, x=x, y=y):
+                def run():
                     with torch.no_grad():
                         function(x, y)
+                return run
 
-                def forward_backward(function=function, x=x, y=y):
+            def forward_backward(function, x=x, y=y):
+                def run():
                     x.grad = None
                     function(x, y).sum().backward()
+                return run
 
-                row["ms"][name] = {"forward": 1000 * median_time(forward, args.repeats),
-                                   "forward_backward": 1000 * median_time(forward_backward, args.repeats)}
-            ours_fb = row["ms"]["ours_numba"]["forward_backward"]
-            row["speedup_forward_backward"] = {name: row["ms"][name]["forward_backward"] / ours_fb
-                                               for name in anchors}
+            fwd = interleaved_medians({name: forward(f) for name, f in contenders.items()}, args.repeats)
+            fwd_bwd = interleaved_medians({name: forward_backward(f) for name, f in contenders.items()},
+                                          args.repeats)
+            row = {"B": batch, "L": length, "d": dim,
+                   "ms": {name: {"forward": 1000 * fwd[name], "forward_backward": 1000 * fwd_bwd[name]}
+                          for name in contenders}}
+            ours = row["ms"]["ours_numba"]
+            row["speedup"] = {name: {"forward": row["ms"][name]["forward"] / ours["forward"],
+                                     "forward_backward": row["ms"][name]["forward_backward"]
+                                     / ours["forward_backward"]} for name in anchors}
+            row["ours_cells_per_s"] = {"forward": batch * length * length / fwd["ours_numba"],
+                                       "forward_backward": batch * length * length / fwd_bwd["ours_numba"]}
             rows.append(row)
-            print(f"B=8 L={length:4d} d={dim:3d}  " + "  ".join(
+            print(f"B={batch} L={length:4d} d={dim:3d}  " + "  ".join(
                 f"{name}: {t['forward']:7.1f} / {t['forward_backward']:7.1f} ms" for name, t in row["ms"].items()))
-    parity = all(r["speedup_forward_backward"]["pysdtw_numba"] >= 1.0 for r in rows)
-    result = {"benchmark": "batched soft-DTW on the CPU (forward / forward+backward, float32, gamma=1)",
+    parity = all(r["speedup"]["pysdtw_numba"]["forward_backward"] >= 1.0 for r in rows)
+    result = {"benchmark": "batched soft-DTW on the CPU (forward / forward+backward w.r.t. x, float32, gamma=1, "
+                           "matrix-product squared Euclidean cost)",
+              "timing": f"median of {args.repeats} interleaved rounds after one warm-up call each",
               "rows": rows, "target": "parity with pysdtw's numba path on forward+backward",
-              "target_met": parity, "machine": machine_info(("numpy", "numba", "torch", "pysdtw", "tslearn")),
+              "target_met": parity,
+              "machine": {**machine_info(("numpy", "numba", "torch", "pysdtw", "tslearn")),
+                          "torch_threads": torch.get_num_threads(),
+                          "load_average_before": load_before, "load_average_after": os.getloadavg()},
               "date": time.strftime("%Y-%m-%d")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     for r in rows:
-        s = r["speedup_forward_backward"]
-        print(f"L={r['L']:4d} d={r['d']:3d}: ours vs pysdtw {s['pysdtw_numba']:.2f}×, vs tslearn "
-              f"{s['tslearn_numba']:.2f}× (forward+backward)")
-    print(f"parity with pysdtw on forward+backward: {parity}; written to {args.out}")
+        s = r["speedup"]
+        print(f"L={r['L']:4d} d={r['d']:3d}: ours vs pysdtw {s['pysdtw_numba']['forward']:.2f}× / "
+              f"{s['pysdtw_numba']['forward_backward']:.2f}×, vs tslearn {s['tslearn_numba']['forward']:.2f}× / "
+              f"{s['tslearn_numba']['forward_backward']:.2f}× (forward / forward+backward)")
+    print(f"parity with pysdtw on forward+backward: {parity}; load average {load_before} → {os.getloadavg()}; "
+          f"written to {args.out}")
 
 
 if __name__ == "__main__":

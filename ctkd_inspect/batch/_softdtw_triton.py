@@ -4,9 +4,12 @@ Layout of the work:
 
 - **One program per pair.** Lane ``k`` of a program owns one row of the DP, so the cells of anti-diagonal ``t``
   (``i + j = t``) form one register vector over the lanes. The program walks the diagonals in a loop and keeps the
-  two previous diagonals in registers; the one-lane shift a cell needs (its upper neighbours live on the lane one
-  row up) is a ``tl.gather`` on that register vector, which the compiler turns into warp shuffles / shared memory.
-  Nothing computed inside a sweep is re-read from global memory, except at strip boundaries (below).
+  previous diagonal (and the one neighbour it needs from the one before) in registers. The one-lane shift a cell
+  needs (its upper neighbour lives on the lane one row up) is a ``tl.gather`` on that register vector, which the
+  compiler turns into shared-memory / shuffle exchanges: one per step forward (the diagonal neighbour R[i−1, j−1]
+  is the upper neighbour the same lane used one step earlier), three per step backward (R, C and E of the (i+1, j)
+  successor; the (i+1, j+1) successor is the (i+1, j) successor of the step before). Nothing
+  computed inside a sweep is re-read from global memory, except at strip boundaries (below).
 - **Lanes along the shorter side.** Soft-DTW is symmetric under transposition (``R(Cᵀ) = R(C)ᵀ``, same three
   neighbours), so when the padded first length exceeds the second the kernels run on the transposed problem
   through swapped strides (no copy); the lanes then cover the shorter sequence.
@@ -67,16 +70,16 @@ def _forward_kernel(D, R, N_LEN, M_LEN, GAMMA, stride_db, stride_dn, stride_dm, 
         in_strip = rows <= last
         # the previous strip wrote row i0 - 1 of R (row 0 is the border): make its stores visible to every lane
         tl.debug_barrier()
-        # diagonal i0 + 1 is the first with a cell of this strip; before it, both carried diagonals are +inf
-        prev2 = inf
-        prev1 = inf
+        # diagonal t = i0 + 1 is the first with a cell of this strip. Carried state, per lane (row i):
+        # `left` = R[i, j-1] (this lane's cell on diagonal t-1) and `diag` = R[i-1, j-1], which is the `up`
+        # neighbour this lane used on diagonal t-1; before the first diagonal both are the +inf border, except
+        # lane 0's diagonal neighbour R[i0-1, 0] (0 for the first strip).
+        left = inf
+        diag = tl.where(lane == 0, tl.load(r_pair + (i0 - 1) * stride_rn), inf)
         j = i0 + 1 - rows
         valid = in_strip & (j >= 1) & (j <= m)
         cost = tl.load(d_pair + (rows - 1) * stride_dn + (j - 1) * stride_dm, mask=valid, other=0.0)
-        # lane 0 reads its upper neighbours from row i0 - 1: R[i0-1, j0] (up) and R[i0-1, j0-1] (diagonal), with
-        # j0 = t - i0 = 1 on the first diagonal
-        above_diag = tl.load(r_pair + (i0 - 1) * stride_rn)
-        above_up = tl.load(r_pair + (i0 - 1) * stride_rn + stride_rm)
+        above = tl.load(r_pair + (i0 - 1) * stride_rn + stride_rm)  # lane 0's R[i0-1, j], j = 1 here
         for t in range(i0 + 1, last + m + 1):
             # prefetch diagonal t + 1 (independent of the soft-min chain below)
             j_next = t + 1 - rows
@@ -86,26 +89,23 @@ def _forward_kernel(D, R, N_LEN, M_LEN, GAMMA, stride_db, stride_dn, stride_dm, 
             j0_next = t + 1 - i0
             above_next = tl.load(r_pair + (i0 - 1) * stride_rn + j0_next * stride_rm, mask=j0_next <= m,
                                  other=float("inf"))
-            # neighbours: R[i-1, j-1] and R[i-1, j] sit one lane up (lane 0: the row above the strip), R[i, j-1]
-            # on this lane
-            r_diag = tl.where(lane == 0, above_diag, tl.gather(prev2, up, 0))
-            r_up = tl.where(lane == 0, above_up, tl.gather(prev1, up, 0))
-            r_left = prev1
-            r_min = tl.minimum(r_diag, tl.minimum(r_up, r_left))
+            # R[i-1, j] is the left neighbour of the lane one row up (lane 0: the row above the strip): the only
+            # cross-lane exchange of the step
+            r_up = tl.where(lane == 0, above, tl.gather(left, up, 0))
+            r_min = tl.minimum(diag, tl.minimum(r_up, left))
             finite = r_min < float("inf")
             shift = tl.where(finite, r_min, zero)
-            total = (tl.exp((shift - r_diag) * inv_gamma) + tl.exp((shift - r_up) * inv_gamma)
-                     + tl.exp((shift - r_left) * inv_gamma))
+            total = (tl.exp((shift - diag) * inv_gamma) + tl.exp((shift - r_up) * inv_gamma)
+                     + tl.exp((shift - left) * inv_gamma))
             soft = shift - gamma * tl.log(tl.where(finite, total, one))
             current = tl.where(valid & finite, cost + soft, inf)
             tl.store(r_pair + rows * stride_rn + j * stride_rm, current, mask=valid)
-            prev2 = prev1
-            prev1 = current
+            diag = r_up
+            left = current
             j = j_next
             valid = valid_next
             cost = cost_next
-            above_diag = above_up
-            above_up = above_next
+            above = above_next
 
 
 @triton.jit
@@ -134,72 +134,67 @@ def _backward_kernel(D, R, E, N_LEN, M_LEN, GAMMA, stride_db, stride_dn, stride_
         has_below = last < n
         # the strip below wrote row last + 1 of E: make its stores visible to every lane
         tl.debug_barrier()
-        # carried diagonals t + 1 and t + 2: (R, E, cost) of their cells, -inf / 0 / 0 outside the pair
-        r_next1 = neg_inf
-        e_next1 = zero
-        c_next1 = zero
-        r_next2 = neg_inf
-        e_next2 = zero
-        c_next2 = zero
-        # the first diagonal is t = last + m (the strip's last cell, (last, m))
+        # A successor s of a cell h enters as E[s]·exp(((R[s] − R[h]) − C[s])/γ), evaluated in that order: R[s] and
+        # R[h] are close, so their difference is exact, and C[s] is subtracted from a small number (forming
+        # R[s] − C[s] first would round at the scale of |R| and cost float32 accuracy at small γ). Each cell
+        # carries (R, C, E), −inf / 0 / 0 outside the pair. Per lane (row i, cell (i, j) on diagonal t):
+        #   *_right = cell (i, j+1), this lane on diagonal t+1;
+        #   *_dr    = cell (i+1, j+1), which was this lane's "down" successor on diagonal t+1.
+        # The first diagonal is t = last + m (the strip's last cell (last, m)); nothing lies beyond it.
+        r_right = neg_inf
+        c_right = zero
+        e_right = zero
+        r_dr = neg_inf
+        c_dr = zero
+        e_dr = zero
         j = last + m - rows
         valid = in_strip & (j >= 1) & (j <= m)
         r_here = tl.load(r_pair + rows * stride_rn + j * stride_rm, mask=valid, other=0.0)
         c_here = tl.load(d_pair + (rows - 1) * stride_dn + (j - 1) * stride_dm, mask=valid, other=0.0)
-        # the edge lane's successors (last+1, j) ("a") and (last+1, j+1) ("c") come from the strip below; on the
-        # first diagonal the edge cell is (last, m), so (last+1, m+1) is outside the pair
-        r_below_a = tl.load(r_pair + (last + 1) * stride_rn + m * stride_rm, mask=has_below, other=float("-inf"))
-        e_below_a = tl.load(e_pair + last * stride_en + (m - 1) * stride_em, mask=has_below, other=0.0)
-        c_below_a = tl.load(d_pair + last * stride_dn + (m - 1) * stride_dm, mask=has_below, other=0.0)
-        r_below_c = tl.min(neg_inf, 0)  # scalars of the cost's dtype (loop-carried types must not change)
-        e_below_c = tl.min(zero, 0)
-        c_below_c = tl.min(zero, 0)
+        # the edge lane's successor (last+1, j) comes from the strip below (R row last+1; C and E row `last`,
+        # 0-based); j = m on the first diagonal
+        r_below = tl.load(r_pair + (last + 1) * stride_rn + m * stride_rm, mask=has_below, other=float("-inf"))
+        c_below = tl.load(d_pair + last * stride_dn + (m - 1) * stride_dm, mask=has_below, other=0.0)
+        e_below = tl.load(e_pair + last * stride_en + (m - 1) * stride_em, mask=has_below, other=0.0)
         for step in range(0, last + m - i0):
             t = last + m - step
             # prefetch diagonal t - 1 (independent of the E chain below)
             j_next = t - 1 - rows
             valid_next = in_strip & (j_next >= 1) & (j_next <= m)
-            r_here_next = tl.load(r_pair + rows * stride_rn + j_next * stride_rm, mask=valid_next, other=0.0)
-            c_here_next = tl.load(d_pair + (rows - 1) * stride_dn + (j_next - 1) * stride_dm, mask=valid_next,
-                                  other=0.0)
-            j_e_next = t - 1 - last
-            ok_next = has_below & (j_e_next >= 1)
-            r_below_next = tl.load(r_pair + (last + 1) * stride_rn + j_e_next * stride_rm, mask=ok_next,
-                                   other=float("-inf"))
-            e_below_next = tl.load(e_pair + last * stride_en + (j_e_next - 1) * stride_em, mask=ok_next, other=0.0)
-            c_below_next = tl.load(d_pair + last * stride_dn + (j_e_next - 1) * stride_dm, mask=ok_next, other=0.0)
-            # successors: (i+1, j) and (i+1, j+1) one lane down (the edge lane: the strip below), (i, j+1) on
-            # this lane
-            r_a = tl.where(edge, r_below_a, tl.gather(r_next1, down, 0))
-            e_a = tl.where(edge, e_below_a, tl.gather(e_next1, down, 0))
-            c_a = tl.where(edge, c_below_a, tl.gather(c_next1, down, 0))
-            r_c = tl.where(edge, r_below_c, tl.gather(r_next2, down, 0))
-            e_c = tl.where(edge, e_below_c, tl.gather(e_next2, down, 0))
-            c_c = tl.where(edge, c_below_c, tl.gather(c_next2, down, 0))
-            # exponents are <= 0 exactly; -inf successors give 0; invalid lanes use r_here = 0 (finite)
-            w_a = tl.exp(tl.minimum((r_a - r_here - c_a) * inv_gamma, 0.0))
-            w_b = tl.exp(tl.minimum((r_next1 - r_here - c_next1) * inv_gamma, 0.0))
-            w_c = tl.exp(tl.minimum((r_c - r_here - c_c) * inv_gamma, 0.0))
-            e_here = e_a * w_a + e_next1 * w_b + e_c * w_c
+            r_next = tl.load(r_pair + rows * stride_rn + j_next * stride_rm, mask=valid_next, other=0.0)
+            c_next = tl.load(d_pair + (rows - 1) * stride_dn + (j_next - 1) * stride_dm, mask=valid_next, other=0.0)
+            j_e = t - 1 - last
+            ok = has_below & (j_e >= 1)
+            r_below_next = tl.load(r_pair + (last + 1) * stride_rn + j_e * stride_rm, mask=ok, other=float("-inf"))
+            c_below_next = tl.load(d_pair + last * stride_dn + (j_e - 1) * stride_dm, mask=ok, other=0.0)
+            e_below_next = tl.load(e_pair + last * stride_en + (j_e - 1) * stride_em, mask=ok, other=0.0)
+            # successor (i+1, j): this lane's neighbour one row down on diagonal t+1 (the edge lane: the strip
+            # below). These gathers are the step's only cross-lane exchange.
+            r_down = tl.where(edge, r_below, tl.gather(r_right, down, 0))
+            c_down = tl.where(edge, c_below, tl.gather(c_right, down, 0))
+            e_down = tl.where(edge, e_below, tl.gather(e_right, down, 0))
+            # exponents are <= 0 exactly (clamped against rounding); -inf successors give exactly 0; invalid
+            # lanes use r_here = 0, which keeps everything finite
+            w_down = tl.exp(tl.minimum(((r_down - r_here) - c_down) * inv_gamma, 0.0))
+            w_right = tl.exp(tl.minimum(((r_right - r_here) - c_right) * inv_gamma, 0.0))
+            w_dr = tl.exp(tl.minimum(((r_dr - r_here) - c_dr) * inv_gamma, 0.0))
+            e_here = e_down * w_down + e_right * w_right + e_dr * w_dr
             e_here = tl.where((rows == n) & (j == m), one, e_here)  # the end cell: dR[n,m]/dR[n,m] = 1
             e_here = tl.where(valid, e_here, zero)
             tl.store(e_pair + (rows - 1) * stride_en + (j - 1) * stride_em, e_here, mask=valid)
-            r_next2 = r_next1
-            e_next2 = e_next1
-            c_next2 = c_next1
-            r_next1 = tl.where(valid, r_here, neg_inf)
-            e_next1 = e_here
-            c_next1 = tl.where(valid, c_here, zero)
+            r_dr = r_down
+            c_dr = c_down
+            e_dr = e_down
+            r_right = tl.where(valid, r_here, neg_inf)
+            c_right = tl.where(valid, c_here, zero)
+            e_right = e_here
             j = j_next
             valid = valid_next
-            r_here = r_here_next
-            c_here = c_here_next
-            r_below_c = r_below_a
-            e_below_c = e_below_a
-            c_below_c = c_below_a
-            r_below_a = r_below_next
-            e_below_a = e_below_next
-            c_below_a = c_below_next
+            r_here = r_next
+            c_here = c_next
+            r_below = r_below_next
+            c_below = c_below_next
+            e_below = e_below_next
 
 
 def _block(lanes: int) -> int:

@@ -31,13 +31,17 @@ Definitions (the tests check them against the project's oracle values and a brut
   gradient.
 - **dtype.** float32 and float64; values, ``E`` and gradients have the input's dtype (a float64 input is never
   computed or returned in float32). Expected float32 error against the float64 oracle: about 1e-6 relative on
-  values and 1e-4 absolute on gradients at ``γ ≥ 0.1`` (it grows roughly like 1/γ).
+  values and 1e-4 absolute on gradients at ``γ ≥ 0.1``. The numba back-end keeps ``R`` in float64 for float32
+  costs, so its float32 gradients stay accurate down to tiny ``γ``; the torch and triton back-ends keep ``R`` in
+  float32, whose rounding (≈1e-7·|R|) enters the E recursion divided by ``γ``: their float32 gradients degrade
+  (stay finite, lose mass) once ``γ`` falls below about 1e-4·|R|. Use float64 there for smaller ``γ``.
 
 Back-ends: ``numba`` (CPU; compiled, parallel over the batch; CUDA tensors are copied to the host and back),
 ``triton`` (CUDA; one kernel launch for the whole wavefront of every pair in the batch, forward and, separately,
 backward; also runs on CPU tensors when ``TRITON_INTERPRET=1`` is set before triton compiles the kernels), ``torch``
-(a vectorised anti-diagonal loop; any device). ``backend="auto"`` picks triton for CUDA tensors when triton imports
-(the torch loop otherwise), numba on the CPU. Triton is imported only when the triton back-end is used.
+(a vectorised anti-diagonal loop; any device). ``backend="auto"`` picks triton for CUDA tensors when triton ≥ 3.3
+imports (the torch loop otherwise), numba on the CPU. Triton is imported only when the triton back-end is used or
+``auto`` meets a CUDA tensor.
 """
 
 from __future__ import annotations
@@ -166,12 +170,13 @@ _IMPLEMENTATIONS = {"numba": (_numba_forward, _numba_backward), "torch": (_torch
 
 
 def triton_available() -> bool:
-    """Whether triton imports (it is imported here, and only here or in the triton back-end)."""
+    """Whether a usable triton imports: version 3.3 or later, which has ``tl.gather`` (triton is imported here, and
+    only here or in the triton back-end)."""
     try:
-        import triton  # noqa: F401
+        import triton.language as tl
     except ImportError:
         return False
-    return True
+    return hasattr(tl, "gather")
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -189,7 +194,8 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         return "numba" if device.type == "cpu" else "torch"
     if backend == "triton":
         if not triton_available():
-            raise ValueError("backend 'triton' needs the triton package (pip install 'triton>=3.3')")
+            raise ValueError("backend 'triton' needs the triton package, version 3.3 or later (pip install "
+                             "'triton>=3.3')")
         if device.type != "cuda":
             from . import _softdtw_triton
 
@@ -213,7 +219,7 @@ class _SoftDTW(torch.autograd.Function):
         forward_impl, backward_impl = _IMPLEMENTATIONS[backend]
         R = forward_impl(D.detach(), n, m, gamma)
         batch = torch.arange(D.shape[0], device=D.device)
-        values = R[batch, n, m]
+        values = R[batch, n, m].to(D.dtype)  # the numba back-end keeps R in float64 (see _softdtw_cpu)
         ctx.gamma, ctx.backend = gamma, backend
         if want_alignment:
             E = backward_impl(D.detach(), R, n, m, gamma)

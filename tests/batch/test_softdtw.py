@@ -607,10 +607,10 @@ def test_gpu_gradcheck_and_divergence():
     assert div.item() == pytest.approx(ORACLE["legacy"]["gamma=1.0"]["div_ref"], abs=1e-9)
 
 
+@pytest.mark.triton_interpret
+@needs_interpreter
 def test_triton_agrees_with_numba_on_a_larger_ragged_batch():
     """Many diagonals, a one-row pair and pairs shorter than the padding (interpreter mode on the CPU)."""
-    if not triton_available():
-        pytest.skip("triton is not installed")
     gen = torch.Generator().manual_seed(0)
     C = torch.rand(3, 64, 50, dtype=torch.float64, generator=gen)
     lengths = (torch.tensor([64, 33, 1]), torch.tensor([50, 50, 7]))
