@@ -18,6 +18,10 @@ import click
 
 from .errors import CtkdError, ExitCode, InputError, exit_code_for
 
+# transformers' advisories (e.g. "PyTorch was not found", which is expected for span/DTW runs without the models
+# extra) are noise on the command line; library users keep transformers' own defaults.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
 # -------------------------------------------------------------------------------------------------------------
 # consoles and progress
 
