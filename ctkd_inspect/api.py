@@ -97,6 +97,9 @@ def align(teacher, student, text: str, engine: str = "span", *, add_special_toke
             raise EngineError(f"unknown options for the {engine_impl.name} engine: {', '.join(sorted(unknown))}")
         if anchor_texts and engine_impl.name != "softdtw":
             raise EngineError("anchor_texts apply to the softdtw engine only")
+        check_options = getattr(engine_impl, "check_options", None)
+        if check_options is not None:  # fail on a bad option before minutes of model loading
+            check_options(**{k: v for k, v in options.items() if k != "anchor_pairs"})
         from .signals import compute_signals
 
         models = {}

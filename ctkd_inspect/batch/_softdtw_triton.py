@@ -45,6 +45,8 @@ import triton.language as tl
 
 #: The most rows (lanes) one program sweeps at a time; longer sides are processed as strips of this many rows.
 MAX_BLOCK = 1024
+#: The fewest lanes a program gets: below half a warp, lanes would idle anyway.
+MIN_BLOCK = 16
 
 
 @triton.jit
@@ -198,8 +200,8 @@ def _backward_kernel(D, R, E, N_LEN, M_LEN, GAMMA, stride_db, stride_dn, stride_
 
 
 def _block(lanes: int) -> int:
-    """Lanes per program: the shorter side rounded up to a power of two, at most :data:`MAX_BLOCK`."""
-    return max(16, triton.next_power_of_2(min(lanes, MAX_BLOCK)))
+    """Lanes per program: the shorter side rounded up to a power of two, within [MIN_BLOCK, MAX_BLOCK]."""
+    return min(MAX_BLOCK, max(MIN_BLOCK, triton.next_power_of_2(min(lanes, MAX_BLOCK))))
 
 
 def _warps(block: int) -> int:

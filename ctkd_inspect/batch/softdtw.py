@@ -22,7 +22,8 @@ Definitions (the tests check them against the project's oracle values and a brut
   (DWA-KD's convention; a zero vector has cosine 0 with everything). Both are computed with matrix products
   (``‖x‖² + ‖y‖² − 2·XYᵀ``, clamped at 0), never as a ``B × N × M × d`` tensor.
 - **Divergence.** ``D(x, y) = sdtw(x, y) − ½·(sdtw(x, x) + sdtw(y, y))`` (Blondel, Mensch & Vert 2021), for ragged
-  pairs in ONE batched soft-DTW call over 3B problems. A band penalty applies to the **cross term only**, as
+  pairs in ONE batched soft-DTW call over 3B problems (three calls when padding the three to one size would
+  more than double the work, i.e. for very different lengths). A band penalty applies to the **cross term only**, as
   DWA-KD adds it (the self terms compare a sequence with itself, where a student→teacher band has no meaning); so
   with a band ``D(x, x)`` is no longer 0, and the band's contribution to ``D`` is exactly the increase of the cross
   term.
@@ -207,11 +208,29 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+class _NoSecondDerivative(torch.autograd.Function):
+    """Passes ``E`` through in a graph built for a second derivative, and refuses to be differentiated.
+
+    The E-matrix backward treats ``E`` as a constant of the cost; a double backward through it would silently
+    drop ``∂E/∂C``. Attaching this node makes such a call fail loudly instead.
+    """
+
+    @staticmethod
+    def forward(ctx, E, D):
+        return E.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("soft-DTW has no second derivative here: its backward (the E-matrix recursion) treats E "
+                           "as a constant of the cost; do not differentiate the gradient (create_graph=True)")
+
+
 class _SoftDTW(torch.autograd.Function):
     """Soft-DTW values (and, when asked, ``E``) of a batch of cost matrices; backward = the E-matrix recursion.
 
     With ``want_alignment`` the E matrix is computed once in the forward pass, returned, and reused by the
     backward pass (which then needs no saved ``R``); otherwise ``R`` is saved and ``E`` computed on backward.
+    First derivatives only: a double backward raises (see :class:`_NoSecondDerivative`).
     """
 
     @staticmethod
@@ -223,7 +242,7 @@ class _SoftDTW(torch.autograd.Function):
         ctx.gamma, ctx.backend = gamma, backend
         if want_alignment:
             E = backward_impl(D.detach(), R, n, m, gamma)
-            ctx.save_for_backward(E)
+            ctx.save_for_backward(D, E)
             ctx.has_alignment = True
         else:
             E = D.new_zeros(0)
@@ -235,10 +254,12 @@ class _SoftDTW(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_values, grad_alignment):
         if ctx.has_alignment:
-            (E,) = ctx.saved_tensors
+            D, E = ctx.saved_tensors
         else:
             D, R, n, m = ctx.saved_tensors
             E = _IMPLEMENTATIONS[ctx.backend][1](D.detach(), R, n, m, ctx.gamma)
+        if torch.is_grad_enabled() and D.requires_grad:  # create_graph=True: a second derivative may follow
+            E = _NoSecondDerivative.apply(E, D)
         return E * grad_values.view(-1, 1, 1), None, None, None, None, None
 
 
@@ -333,7 +354,7 @@ def soft_dtw_from_cost(C: torch.Tensor, gamma: float = 1.0, lengths=None, penalt
 
     Raises:
         ValueError: gamma ≤ 0 (or not finite); an empty dimension; lengths out of range or of the wrong size;
-            a penalty of the wrong shape; a dtype other than float32/float64; an unknown or unavailable back-end.
+            a penalty of the wrong shape; NaN or infinite costs inside the pairs' lengths; a dtype other than float32/float64; an unknown or unavailable back-end.
         TypeError: ``C`` is not a tensor.
     """
     gamma = _check_gamma(gamma)
@@ -349,6 +370,11 @@ def soft_dtw_from_cost(C: torch.Tensor, gamma: float = 1.0, lengths=None, penalt
         C = C + _penalty(penalty, C.shape, C.dtype, C.device)
     if lengths is not None:
         C = _masked(C, n, m)
+    # one reduction (and, on a GPU, one synchronisation): a NaN would otherwise come out as NaN or +inf
+    # depending on the back-end, and an infinity breaks the E recursion
+    if not bool(torch.isfinite(C.detach()).all()):
+        raise ValueError("the cost (with the penalty) holds NaN or infinite values inside the pairs' lengths; "
+                         "soft-DTW needs finite costs (use a large finite penalty for a hard band)")
     values, E = _SoftDTW.apply(C, n, m, gamma, chosen, bool(return_alignment))
     if return_alignment:
         return (values[0], E[0]) if single else (values, E)
@@ -420,7 +446,9 @@ def soft_dtw_divergence(x: torch.Tensor, y: torch.Tensor, gamma: float = 1.0, co
     """The soft-DTW divergence ``sdtw(x, y) − ½·(sdtw(x, x) + sdtw(y, y))`` of (ragged) pairs.
 
     The 3B soft-DTW problems (cross, x-self, y-self) are padded to one ``(3B, L, L)`` batch, ``L = max(N, M)``, and
-    solved in ONE batched call (one kernel launch per direction on the GPU), each with its own lengths. The band
+    solved in ONE batched call (one kernel launch per direction on the GPU), each with its own lengths — unless
+    that padding would more than double the cells to compute (very different ``N`` and ``M``), in which case the
+    three terms are solved as three batched calls. The band
     penalty applies to the cross term only (DWA-KD); without a band, ``D(x, x) = 0`` and, for the squared
     Euclidean cost, ``D ≥ 0`` (Blondel et al. 2021 prove it for costs whose Gibbs kernel is positive definite;
     the tests check it on random inputs).
@@ -440,12 +468,18 @@ def soft_dtw_divergence(x: torch.Tensor, y: torch.Tensor, gamma: float = 1.0, co
     cross = pairwise_cost(x, y, cost)
     if band is not None:
         cross = cross + _penalty(band, cross.shape, cross.dtype, cross.device)
-    stacked = torch.cat([pad(cross), pad(pairwise_cost(x, x, cost)), pad(pairwise_cost(y, y, cost))], dim=0)
-    first = torch.cat([n, n, m])
-    second = torch.cat([m, n, m])
-    out = soft_dtw_from_cost(stacked, gamma, (first, second), None, return_alignment, backend)
-    values = out[0] if return_alignment else out
-    divergence = values[:B] - 0.5 * (values[B:2 * B] + values[2 * B:])
+    if 3 * L * L <= 2 * (N * M + N * N + M * M):
+        stacked = torch.cat([pad(cross), pad(pairwise_cost(x, x, cost)), pad(pairwise_cost(y, y, cost))], dim=0)
+        out = soft_dtw_from_cost(stacked, gamma, (torch.cat([n, n, m]), torch.cat([m, n, m])), None,
+                                 return_alignment, backend)
+        values = out[0] if return_alignment else out
+        cross_value, x_self, y_self = values[:B], values[B:2 * B], values[2 * B:]
+    else:
+        out = soft_dtw_from_cost(cross, gamma, (n, m), None, return_alignment, backend)
+        cross_value = out[0] if return_alignment else out
+        x_self = soft_dtw_from_cost(pairwise_cost(x, x, cost), gamma, (n, n), None, False, backend)
+        y_self = soft_dtw_from_cost(pairwise_cost(y, y, cost), gamma, (m, m), None, False, backend)
+    divergence = cross_value - 0.5 * (x_self + y_self)
     if return_alignment:
         E = out[1][:B, :N, :M]
         return (divergence[0], E[0]) if single else (divergence, E)

@@ -7,9 +7,12 @@ What it computes, for the non-special tokens of a text (special tokens are repor
 2. **Teacher → student map.** DWA-KD trains a projector; for inspection none exists, so a linear map
    ``t ↦ t·W + c`` is fitted by **ridge regression on anchor pairs**: the exact 1:1 groups of the span engine
    (a teacher and a student token covering exactly the same characters — the pairs any method must align).
-   They come from the text itself and, optionally, from more texts (``anchor_texts``). The ridge strength is
-   ``ridge × trace(XᵀX)/d`` (scale-free; default ``ridge = 0.1``), since a text gives fewer anchors than
-   dimensions.
+   They come from the text itself and, optionally, from more texts (``anchor_texts``). A text gives fewer
+   anchors than dimensions, so any weak ridge reproduces the anchors exactly (in-sample R² ≈ 1) whatever it does
+   to the other tokens; the ridge strength is therefore chosen by **leave-one-out** error over a grid (closed
+   form, one SVD; ``ridge="auto"``, the default) or fixed (``ridge=`` a number, relative to the mean non-zero
+   eigenvalue of the anchors' Gram matrix). The metrics report the anchors, the chosen ridge, the in-sample R²
+   and the leave-one-out R² — the honest measure of how well the map transfers to tokens it was not fitted on.
 3. **Cost**: ``C[i, j] = clamp(1 − cos(s_i, t̃_j), 0, 2)``, student rows, teacher columns (DWA-KD's layout).
 4. **Band**: DWA-KD's adaptive soft band (:mod:`ctkd_inspect.batch.band`, defaults b = 5, β = 2.0, α = 0.7,
    λ = 1.0) from a student→teacher attention matrix. Without a trained cross-model attention, the attention is the
@@ -26,6 +29,8 @@ What it computes, for the non-special tokens of a text (special tokens are repor
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import ClassVar
 
 import numpy as np
@@ -37,7 +42,7 @@ from ..text import Tokenization
 from .dtw_core import dtw_path, path_components
 
 DEFAULTS = {"gamma": 0.1, "band_width": 5.0, "band_beta": 2.0, "band_alpha": 0.7, "band_penalty": 1.0,
-            "representation": "hidden", "ridge": 0.1}
+            "representation": "hidden", "ridge": "auto"}
 
 
 def overlap_attention(student: Tokenization, teacher: Tokenization, s_idx: np.ndarray,
@@ -54,26 +59,66 @@ def overlap_attention(student: Tokenization, teacher: Tokenization, s_idx: np.nd
     return shared / shared.sum(1, keepdims=True)
 
 
-def fit_projector(teacher_vectors: np.ndarray, student_vectors: np.ndarray, ridge: float) -> tuple[np.ndarray, dict]:
+#: Candidate ridge strengths of the automatic fit, relative to the mean non-zero eigenvalue of the anchors' Gram
+#: matrix (so they do not depend on the scale of the vectors).
+RIDGE_GRID = tuple(float(v) for v in np.logspace(-4, 3, 22))
+
+
+def fit_projector(teacher_vectors: np.ndarray, student_vectors: np.ndarray,
+                  ridge: float | str = "auto") -> tuple[np.ndarray, dict]:
     """Ridge regression ``student ≈ teacher·W + c`` on anchor pairs; returns ``(W augmented with c, info)``.
+
+    The strength is ``ridge ×`` the mean non-zero eigenvalue of the centred teacher Gram matrix. With
+    ``ridge="auto"`` it is the value of :data:`RIDGE_GRID` with the smallest leave-one-out error (closed form:
+    residual / (1 − leverage), from one SVD), because a text gives fewer anchors than dimensions and any small
+    ridge then reproduces the anchors exactly whatever it does elsewhere. ``info`` holds ``anchors``,
+    ``ridge`` (the relative value used), ``ridge_strength`` (absolute), ``fit_r2`` (in-sample, optimistic) and
+    ``loo_r2`` (leave-one-out: how well the map predicts an anchor it was not fitted on; ``None`` for a constant
+    student side).
 
     Raises:
         EngineError: fewer than two anchor pairs.
     """
     X = np.asarray(teacher_vectors, dtype=np.float64)
     Y = np.asarray(student_vectors, dtype=np.float64)
-    if len(X) < 2:
+    n = len(X)
+    if n < 2:
         raise EngineError(f"the softdtw engine needs at least 2 anchor pairs (exact 1:1 span groups) to fit the "
-                          f"teacher→student map, found {len(X)}; give a longer text or anchor_texts")
+                          f"teacher→student map, found {n}; give a longer text or anchor_texts")
     x_mean, y_mean = X.mean(0), Y.mean(0)
     Xc, Yc = X - x_mean, Y - y_mean
-    gram = Xc.T @ Xc
-    strength = ridge * max(np.trace(gram), 1e-12) / gram.shape[0]
-    W = np.linalg.solve(gram + strength * np.eye(gram.shape[0]), Xc.T @ Yc)
+    U, sv, Vt = np.linalg.svd(Xc, full_matrices=False)
+    eig = sv ** 2
+    nonzero = eig > eig.max(initial=0.0) * 1e-12
+    scale = float(eig[nonzero].mean()) if nonzero.any() else 1.0
+    projected = U.T @ Yc
+    total = float((Yc ** 2).sum())
+
+    def fit(relative: float):
+        shrink = eig / (eig + relative * scale)
+        residual = Yc - U @ (shrink[:, None] * projected)
+        # leverage of the centred ridge fit plus 1/n for the intercept
+        leverage = (U ** 2) @ shrink + 1.0 / n
+        held_out = np.where(leverage < 1 - 1e-9, 1 - leverage, np.nan)
+        press = float(((residual / held_out[:, None]) ** 2).sum())
+        return residual, press
+
+    if isinstance(ridge, str):
+        scores = [fit(relative)[1] for relative in RIDGE_GRID]
+        scores = [np.inf if np.isnan(score) else score for score in scores]
+        ridge = RIDGE_GRID[int(np.argmin(scores))]
+    residual, press = fit(float(ridge))
+    strength = float(ridge) * scale
+    W = Vt.T @ ((sv / (eig + strength))[:, None] * projected)
     c = y_mean - x_mean @ W
-    residual = Yc - Xc @ W
-    r2 = 1 - float((residual ** 2).sum()) / max(float((Yc ** 2).sum()), 1e-12)
-    return np.vstack([W, c[None, :]]), {"anchors": len(X), "ridge_strength": strength, "fit_r2": r2}
+    fit_r2 = 1 - float((residual ** 2).sum()) / total if total > 0 else None
+    loo_r2 = 1 - press / total if total > 0 and np.isfinite(press) else None
+    return np.vstack([W, c[None, :]]), {"anchors": n, "ridge": float(ridge), "ridge_strength": strength,
+                                        "fit_r2": fit_r2, "loo_r2": loo_r2}
+
+
+def _positive(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _apply(projector: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -114,6 +159,34 @@ class SoftDTWEngine:
     batched: ClassVar[bool] = True
     OPTIONS: ClassVar[frozenset] = frozenset(DEFAULTS) | {"anchor_pairs"}
 
+    def check_options(self, **options) -> dict:
+        """The settings (``DEFAULTS`` updated by ``options``) once every option is known and valid.
+
+        Cheap and model-free, so callers run it before computing any signals.
+
+        Raises:
+            EngineError: an unknown option, a representation other than hidden/embedding, γ not a finite number
+                > 0, or band parameters out of range (width, beta, penalty ≥ 0, alpha in [0, 1], all finite).
+        """
+        from ..batch.band import _check_parameters
+
+        unknown = set(options) - set(DEFAULTS)
+        if unknown:
+            raise EngineError(f"unknown options for the softdtw engine: {', '.join(sorted(unknown))}")
+        settings = {**DEFAULTS, **options}
+        if settings["representation"] not in ("hidden", "embedding"):
+            raise EngineError("representation must be 'hidden' or 'embedding'")
+        if not _positive(settings["gamma"]):
+            raise EngineError(f"gamma must be a finite number > 0 (got {settings['gamma']!r})")
+        if settings["ridge"] != "auto" and not _positive(settings["ridge"]):
+            raise EngineError(f"ridge must be 'auto' or a finite number > 0 (got {settings['ridge']!r})")
+        try:
+            _check_parameters(settings["band_width"], settings["band_beta"], settings["band_alpha"],
+                              settings["band_penalty"])
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
+        return settings
+
     def align(self, teacher: Tokenization, student: Tokenization, *, teacher_signals=None, student_signals=None,
               anchor_pairs=(), teacher_tokenizer=None, student_tokenizer=None, **options) -> Alignment:
         """Align by banded Soft-DTW (see the module docstring for every step and default).
@@ -127,14 +200,7 @@ class SoftDTWEngine:
         Raises:
             EngineError: missing signals, unknown options, too few anchors, invalid parameters.
         """
-        unknown = set(options) - set(DEFAULTS)
-        if unknown:
-            raise EngineError(f"unknown options for the softdtw engine: {', '.join(sorted(unknown))}")
-        settings = {**DEFAULTS, **options}
-        if settings["representation"] not in ("hidden", "embedding"):
-            raise EngineError("representation must be 'hidden' or 'embedding'")
-        if not settings["gamma"] > 0:
-            raise EngineError(f"gamma must be > 0 (got {settings['gamma']})")
+        settings = self.check_options(**options)
         if teacher.text != student.text:
             raise EngineError("the teacher and student tokenizations are of different texts")
         if teacher_signals is None or student_signals is None:
@@ -201,5 +267,7 @@ class SoftDTWEngine:
             "path_cost": float(path_cost.sum()),
             "anchors": fit["anchors"],
             "projector_fit_r2": fit["fit_r2"],
+            "projector_loo_r2": fit["loo_r2"],
+            "projector_ridge": fit["ridge"],
         })
         return alignment

@@ -243,7 +243,7 @@ def test_gradcheck_cost_other_backends(backend):
 # divergence and E properties
 
 
-@pytest.mark.parametrize("backend", ["numba", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_divergence_is_zero_on_itself_and_non_negative(backend):
     gen = torch.Generator().manual_seed(3)
     for _ in range(15):
@@ -369,6 +369,8 @@ def test_triton_strips_and_orientation(monkeypatch, dtype, shape):
     from ctkd_inspect.batch import _softdtw_triton
 
     monkeypatch.setattr(_softdtw_triton, "MAX_BLOCK", 4)
+    monkeypatch.setattr(_softdtw_triton, "MIN_BLOCK", 4)
+    assert _softdtw_triton._block(11) == 4
     gen = torch.Generator().manual_seed(sum(shape))
     C = torch.rand(4, *shape, dtype=dtype, generator=gen)
     lengths = (torch.tensor([shape[0], 4, 9, 1]), torch.tensor([shape[1], shape[1], 2, 1]))
@@ -405,6 +407,37 @@ def test_divergence_of_ragged_pairs_in_one_batched_call(monkeypatch):
     for b in range(4):
         single = soft_dtw_divergence(x[b, :n[b]], y[b, :m[b]], 1.0)
         assert single.item() == pytest.approx(batched[b].item(), abs=1e-10)
+
+
+def test_second_derivatives_are_refused_not_wrong():
+    """The backward pass treats E as a constant, so double backward must raise rather than drop the E term."""
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(5, 3, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(soft_dtw(x, y, 1.0), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        torch.autograd.grad(grad.sum(), x)
+    # a single backward with create_graph=True still gives the right first derivative
+    (plain,) = torch.autograd.grad(soft_dtw(x, y, 1.0), x)
+    assert torch.allclose(grad, plain)
+
+
+def test_divergence_of_very_different_lengths_equals_the_definition(monkeypatch):
+    """Lengths 3 and 40: padding the three terms to 40 × 40 would waste most of the work, so they are three calls;
+    the result (and its gradient) is still sdtw(x, y) − ½(sdtw(x, x) + sdtw(y, y))."""
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    y = torch.randn(2, 40, 4, dtype=torch.float64, generator=gen)
+    shapes = []
+    original = sdtw_module._SoftDTW.apply
+    monkeypatch.setattr(sdtw_module._SoftDTW, "apply", lambda *args: shapes.append(args[0].shape) or original(*args))
+    divergence = soft_dtw_divergence(x, y, 0.5)
+    assert shapes == [torch.Size([2, 3, 40]), torch.Size([2, 3, 3]), torch.Size([2, 40, 40])]
+    monkeypatch.undo()
+    expected = soft_dtw(x, y, 0.5) - 0.5 * (soft_dtw(x, x, 0.5) + soft_dtw(y, y, 0.5))
+    assert torch.allclose(divergence, expected, atol=1e-12)
+    (ours,) = torch.autograd.grad(divergence.sum(), x)
+    (reference,) = torch.autograd.grad(expected.sum(), x)
+    assert torch.allclose(ours, reference, atol=1e-12)
 
 
 def test_padding_may_hold_nan():
@@ -515,6 +548,11 @@ F64 = torch.float64
     (lambda: soft_dtw_from_cost(torch.zeros(3, 4, dtype=F64), 1.0, penalty=torch.zeros(2)), "penalty"),
     (lambda: soft_dtw(torch.zeros(2, 3, 2, dtype=F64), torch.zeros(2, 4, 2, dtype=F64), band=torch.zeros(3, 3, 4)),
      "penalty"),
+    (lambda: soft_dtw(torch.tensor([[0.0, float("nan")], [1.0, 1.0]], dtype=F64), torch.zeros(4, 2, dtype=F64)),
+     "NaN or infinite"),
+    (lambda: soft_dtw_from_cost(torch.tensor([[0.0, float("inf")]], dtype=F64)), "NaN or infinite"),
+    (lambda: soft_dtw_from_cost(torch.zeros(2, 3, dtype=F64), penalty=torch.full((2, 3), float("inf"))),
+     "NaN or infinite"),
 ])
 def test_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):

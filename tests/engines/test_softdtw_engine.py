@@ -51,6 +51,33 @@ def test_fit_projector_recovers_a_linear_map():
         fit_projector(X[:1], X[:1], 0.1)
 
 
+def test_auto_ridge_is_chosen_by_leave_one_out_error():
+    """Few anchors in many dimensions: a weak ridge reproduces the anchors (in-sample R² ≈ 1) but predicts held-out
+    anchors badly; the automatic choice takes the ridge with the best leave-one-out error, and its reported
+    leave-one-out R² matches a brute-force refit without each anchor."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(14, 64))
+    Y = X @ rng.normal(size=(64, 5)) * 0.1 + rng.normal(size=(14, 5))  # mostly noise: nothing to transfer
+    _, weak = fit_projector(X, Y, ridge=1e-4)
+    _, auto = fit_projector(X, Y)
+    assert weak["fit_r2"] > 0.99 and weak["loo_r2"] < auto["loo_r2"]
+    assert auto["ridge"] > 1e-4
+    projector, info = fit_projector(X, Y, ridge=auto["ridge"])
+    press = 0.0
+    for i in range(len(X)):
+        rest = np.arange(len(X)) != i
+        # refit without anchor i, with the same absolute strength as the full fit
+        Xr, Yr = X[rest] - X[rest].mean(0), Y[rest] - Y[rest].mean(0)
+        W = np.linalg.solve(Xr.T @ Xr + info["ridge_strength"] * np.eye(64), Xr.T @ Yr)
+        prediction = (X[i] - X[rest].mean(0)) @ W + Y[rest].mean(0)
+        press += float(((Y[i] - prediction) ** 2).sum())
+    assert info["loo_r2"] == pytest.approx(1 - press / float(((Y - Y.mean(0)) ** 2).sum()), rel=1e-8)
+    # a clean linear relation with plenty of anchors: the automatic fit transfers almost perfectly
+    X = rng.normal(size=(300, 8))
+    _, clean = fit_projector(X, X @ rng.normal(size=(8, 3)) + 1.0)
+    assert clean["loo_r2"] > 0.999
+
+
 def test_overlap_attention_rows():
     s_idx, t_idx = np.arange(len(STUDENT)), np.arange(1, len(TEACHER))
     attention = overlap_attention(STUDENT, TEACHER, s_idx, t_idx)
@@ -104,8 +131,10 @@ def test_errors():
         engine.align(TEACHER, STUDENT)
     with pytest.raises(EngineError, match="unknown options"):
         engine.align(TEACHER, STUDENT, teacher_signals=t_sig, student_signals=s_sig, band=3)
-    with pytest.raises(EngineError, match="gamma"):
-        engine.align(TEACHER, STUDENT, teacher_signals=t_sig, student_signals=s_sig, gamma=0)
+    for bad in ({"gamma": 0}, {"gamma": float("inf")}, {"band_alpha": 1.5}, {"band_penalty": -1},
+                {"band_width": float("nan")}, {"ridge": 0}, {"ridge": "loo"}, {"representation": "logits"}):
+        with pytest.raises(EngineError, match=next(iter(bad)).split("_")[-1]):
+            engine.align(TEACHER, STUDENT, teacher_signals=t_sig, student_signals=s_sig, **bad)
     short = signals_for(from_spans("x", TEXT, [(0, 5), (5, 10)]), np.ones((2, 6)))
     with pytest.raises(EngineError, match="other token ids"):
         engine.align(TEACHER, STUDENT, teacher_signals=short, student_signals=s_sig)
