@@ -100,18 +100,21 @@ def align(teacher, student, text: str, engine: str = "span", *, add_special_toke
         check_options = getattr(engine_impl, "check_options", None)
         if check_options is not None:  # fail on a bad option before minutes of model loading
             check_options(**{k: v for k, v in options.items() if k != "anchor_pairs"})
-        from .signals import compute_signals
+        from .signals import check_signals_input, compute_signals
 
         models = {}
-        signals = {}
-        for side, tokens, model, tokenizer, given in (
-                ("teacher", teacher_tok, teacher_model, teacher_tokenizer, options.get("teacher_entropy")),
-                ("student", student_tok, student_model, student_tokenizer, options.get("student_entropy"))):
+        sides = {"teacher": (teacher_tok, teacher_tokenizer), "student": (student_tok, student_tokenizer)}
+        for side, model, given in (("teacher", teacher_model, options.get("teacher_entropy")),
+                                   ("student", student_model, options.get("student_entropy"))):
             if model is None and engine_impl.needs_signals and given is None:
                 model = _default_model(teacher if side == "teacher" else student)
             if model is not None:
                 models[side] = model
-                signals[side] = compute_signals(model, tokens.ids, tokenizer=tokenizer, top_k=top_k)
+        # both models are checked against their tokenizers and contexts before either forward pass runs
+        for side, model in models.items():
+            check_signals_input(model, sides[side][0].ids, tokenizer=sides[side][1], top_k=top_k)
+        signals = {side: compute_signals(model, sides[side][0].ids, tokenizer=sides[side][1], top_k=top_k)
+                   for side, model in models.items()}
         extra = {}
         if anchor_texts:
             if len(models) != 2:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +151,109 @@ def _signal_cache_path(source: ModelSource, ids: np.ndarray, top_k: int, cache_d
 
 
 _MEMORY: dict[Path, Signals] = {}
+_MODEL_VOCABULARIES: dict[str, list[str] | None] = {}
+#: Share of the tokenizer's ids whose token string must equal the model's own vocabulary entry.
+MATCH_SHARE = 0.99
+#: Positions whose full-vocabulary distributions are materialised at once (bounds memory on long texts).
+CHUNK = 256
+
+
+def _tokenizer_tokens(tokenizer) -> list[str]:
+    vocab = tokenizer.get_vocab()
+    tokens = [""] * (max(vocab.values()) + 1)
+    for token, index in vocab.items():
+        tokens[index] = token
+    return tokens
+
+
+def _model_vocabulary(source: ModelSource) -> list[str] | None:
+    """The model's own id → token list (from the GGUF header or the folder's tokenizer.json); ``None`` when the
+    model carries none that can be read without the hub."""
+    if source.key in _MODEL_VOCABULARIES:
+        return _MODEL_VOCABULARIES[source.key]
+    tokens = None
+    try:
+        if source.kind == "gguf":
+            from .sources.gguf import read_gguf_metadata
+
+            tokens = read_gguf_metadata(source.location).get("tokenizer.ggml.tokens")
+        elif source.kind == "folder" and (Path(source.location) / "tokenizer.json").exists():
+            from tokenizers import Tokenizer
+
+            vocab = Tokenizer.from_file(str(Path(source.location) / "tokenizer.json")).get_vocab(
+                with_added_tokens=True)
+            tokens = [""] * (max(vocab.values()) + 1)
+            for token, index in vocab.items():
+                tokens[index] = token
+    except Exception:  # an unreadable vocabulary only means the check cannot run
+        tokens = None
+    _MODEL_VOCABULARIES[source.key] = list(tokens) if tokens is not None else None
+    return _MODEL_VOCABULARIES[source.key]
+
+
+def _check_own_vocabulary(source: ModelSource, vocab_tokens: list[str] | None) -> None:
+    """Refuse a tokenizer whose strings differ from the model's own vocabulary (GGUF header or tokenizer.json) on
+    more than 1% of its ids. Needs no model weights, so it also guards signals served from the cache (whose key
+    is the ids, which two tokenizers can share).
+
+    Raises:
+        ModelError: the tokenizer and the model's own vocabulary disagree.
+    """
+    own = _model_vocabulary(source) if vocab_tokens is not None else None
+    if own is None:
+        return
+    common = min(len(own), len(vocab_tokens))
+    differing = [i for i in range(common) if own[i] != vocab_tokens[i]]
+    missing = len(vocab_tokens) - common
+    if len(differing) + missing > (1 - MATCH_SHARE) * len(vocab_tokens):
+        example = differing[len(differing) // 2] if differing else common
+        theirs = own[example] if example < len(own) else "(none)"
+        raise ModelError(
+            f"model {source.name!r} does not belong to this tokenizer: {len(differing) + missing:,} of its "
+            f"{len(vocab_tokens):,} ids name other tokens in the model's own vocabulary (e.g. id {example}: "
+            f"tokenizer {vocab_tokens[example]!r}, model {theirs!r}); pass the model trained with this tokenizer")
+
+
+def _check_model_fits(model, source: ModelSource, ids: np.ndarray, vocab_tokens: list[str] | None) -> None:
+    """Refuse ids beyond the model's vocabulary, a tokenizer with more ids than the model, or a sequence longer
+    than the model's context (the own-vocabulary check is :func:`_check_own_vocabulary`).
+
+    Raises:
+        ModelError: as described.
+    """
+    config = model.config
+    vocab_size = int(getattr(config, "vocab_size", 0) or model.get_input_embeddings().num_embeddings)
+    if int(ids.max()) >= vocab_size:
+        raise ModelError(f"the token ids go up to {int(ids.max())}, but model {source.name!r} has a vocabulary of "
+                         f"{vocab_size}: the tokenizer and the model do not match")
+    if vocab_tokens is not None and len(vocab_tokens) > vocab_size:
+        raise ModelError(f"the tokenizer has {len(vocab_tokens)} ids but model {source.name!r} only "
+                         f"{vocab_size}: the tokenizer and the model do not match")
+    context = getattr(config, "max_position_embeddings", None)
+    if context and len(ids) > context:
+        raise ModelError(f"the text is {len(ids)} tokens, longer than model {source.name!r}'s context of "
+                         f"{context}; shorten it (signals are not computed in chunks, which would change what "
+                         "each position predicts)")
+
+
+def check_signals_input(model_name: str, ids, *, tokenizer=None, top_k: int = DEFAULT_TOP_K,
+                        cache_dir: str | Path | None = None, use_disk_cache: bool = True) -> None:
+    """Run every check of :func:`compute_signals` without the forward pass (nothing to do when the signals are
+    cached), so that a caller needing two models can refuse a bad pair before the first long forward pass.
+
+    Raises:
+        InputError / ModelError: as :func:`compute_signals`.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.ndim != 1 or len(ids) == 0:
+        raise InputError("model signals need at least one token")
+    source = resolve_model(model_name, cache_dir=cache_dir)
+    vocab_tokens = _tokenizer_tokens(tokenizer) if tokenizer is not None else None
+    _check_own_vocabulary(source, vocab_tokens)
+    cache_path = _signal_cache_path(source, ids, top_k, cache_dir)
+    if cache_path in _MEMORY or (use_disk_cache and cache_path.exists()):
+        return
+    _check_model_fits(load_model(source), source, ids, vocab_tokens)
 
 
 def compute_signals(model_name: str, ids, *, tokenizer=None, top_k: int = DEFAULT_TOP_K,
@@ -160,28 +263,28 @@ def compute_signals(model_name: str, ids, *, tokenizer=None, top_k: int = DEFAUL
     Args:
         model_name: a model alias, ``.gguf`` path, folder or hub id (see :func:`resolve_model`).
         ids: the token ids, as the alignment's tokenization has them (special tokens included).
-        tokenizer: the tokenizer the ids come from; its vocabulary is checked against the model and kept for
+        tokenizer: the tokenizer the ids come from; its vocabulary is checked against the model (sizes, and the
+            model's own vocabulary when the GGUF header or the folder's tokenizer.json has one) and kept for
             decoding predictions.
         top_k: how many top predictions to keep per position.
 
     Raises:
         InputError: no ids.
-        ModelError: the model cannot be loaded, its vocabulary does not cover the ids (a tokenizer/model mismatch),
-            or the sequence is longer than the model's context.
+        ModelError: the model cannot be loaded, does not belong to the tokenizer (see
+            :func:`_check_model_fits`), or the sequence is longer than the model's context.
     """
     ids = np.asarray(ids, dtype=np.int64)
     if ids.ndim != 1 or len(ids) == 0:
         raise InputError("model signals need at least one token")
     source = resolve_model(model_name, cache_dir=cache_dir, progress=progress)
-    vocab_tokens = None
-    if tokenizer is not None:
-        vocab = tokenizer.get_vocab()
-        vocab_tokens = [""] * (max(vocab.values()) + 1)
-        for token, index in vocab.items():
-            vocab_tokens[index] = token
+    vocab_tokens = _tokenizer_tokens(tokenizer) if tokenizer is not None else None
+    _check_own_vocabulary(source, vocab_tokens)
     cache_path = _signal_cache_path(source, ids, top_k, cache_dir)
     if cache_path in _MEMORY:
-        return _MEMORY[cache_path]
+        cached = _MEMORY[cache_path]
+        # the same ids from another tokenizer: same predictions, but this tokenizer's strings
+        return cached if vocab_tokens is None or cached.vocab_tokens == vocab_tokens else replace(
+            cached, vocab_tokens=vocab_tokens)
     if use_disk_cache and cache_path.exists():
         try:
             with np.load(cache_path, allow_pickle=False) as data:
@@ -192,43 +295,69 @@ def compute_signals(model_name: str, ids, *, tokenizer=None, top_k: int = DEFAUL
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache file is recomputed
     model = load_model(source)
+    _check_model_fits(model, source, ids, vocab_tokens)
     signals = _forward(model, source, ids, top_k, vocab_tokens)
     _MEMORY[cache_path] = signals
     if use_disk_cache:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_name(cache_path.stem + ".tmp.npz")
-        np.savez(tmp, model=np.array(signals.model), ids=signals.ids, entropy=signals.entropy,
-                 topk_ids=signals.topk_ids, topk_probs=signals.topk_probs, input_embeddings=signals.input_embeddings,
-                 hidden_states=signals.hidden_states)
-        os.replace(tmp, cache_path)
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_name(cache_path.stem + f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, model=np.array(signals.model), ids=signals.ids, entropy=signals.entropy,
+                     topk_ids=signals.topk_ids, topk_probs=signals.topk_probs,
+                     input_embeddings=signals.input_embeddings, hidden_states=signals.hidden_states)
+            os.replace(tmp, cache_path)
+        except OSError:
+            pass  # a read-only cache only costs the next run a forward pass
     return signals
 
 
-def _forward(model, source: ModelSource, ids: np.ndarray, top_k: int, vocab_tokens) -> Signals:
+def _final_logits(model, hidden):
+    """The LM head applied to final hidden states, with the final logit soft-capping some families use."""
     import torch
 
-    config = model.config
-    vocab_size = int(getattr(config, "vocab_size", 0) or model.get_input_embeddings().num_embeddings)
-    if int(ids.max()) >= vocab_size:
-        raise ModelError(f"the token ids go up to {int(ids.max())}, but model {source.name!r} has a vocabulary of "
-                         f"{vocab_size}: the tokenizer and the model do not match")
-    if vocab_tokens is not None and len(vocab_tokens) > vocab_size:
-        raise ModelError(f"the tokenizer has {len(vocab_tokens)} ids but model {source.name!r} only {vocab_size}: "
-                         "the tokenizer and the model do not match")
-    context = getattr(config, "max_position_embeddings", None)
-    if context and len(ids) > context:
-        raise ModelError(f"the text is {len(ids)} tokens, longer than model {source.name!r}'s context of "
-                         f"{context}; shorten it (signals are not computed in chunks, which would change what "
-                         "each position predicts)")
+    logits = model.get_output_embeddings()(hidden).float()
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def _forward(model, source: ModelSource, ids: np.ndarray, top_k: int, vocab_tokens) -> Signals:
+    """One forward pass; the full-vocabulary distributions are formed :data:`CHUNK` positions at a time from the
+    final hidden states (the model is asked for the last position's logits only, which checks that the head is
+    reproduced exactly; a model for which it is not gets its full logits instead)."""
+    import torch
+
     with torch.no_grad():
         tensor = torch.from_numpy(ids).unsqueeze(0)
-        output = model(input_ids=tensor, output_hidden_states=True)
-        logits = output.logits[0].float()
-        log_probs = torch.log_softmax(logits, dim=-1)
-        entropy = -(log_probs.exp() * log_probs).sum(-1)
-        k = min(top_k, logits.shape[-1])
-        top = torch.topk(log_probs, k, dim=-1)
-        embeddings = model.get_input_embeddings()(tensor)[0]
+        try:
+            output = model(input_ids=tensor, output_hidden_states=True, logits_to_keep=1)
+        except TypeError:  # a model class without logits_to_keep
+            output = model(input_ids=tensor, output_hidden_states=True)
         hidden = output.hidden_states[-1][0]
-    return Signals(source.name, ids, entropy.double().numpy(), top.indices.numpy().astype(np.int64),
-                   top.values.exp().numpy(), embeddings.float().numpy(), hidden.float().numpy(), vocab_tokens)
+        if output.logits.shape[1] == len(ids):
+            full = output.logits[0].float()
+            logits_at = full.__getitem__
+        else:
+            reproduced = _final_logits(model, hidden[-1:])
+            if torch.allclose(reproduced, output.logits[0, -1:].float(), rtol=1e-4, atol=1e-4):
+                def logits_at(rows):
+                    return _final_logits(model, hidden[rows])
+            else:  # the head does more than we reproduce: take the model's own logits for every position
+                full = model(input_ids=tensor).logits[0].float()
+                logits_at = full.__getitem__
+        k = None
+        entropies, top_ids, top_probs = [], [], []
+        for start in range(0, len(ids), CHUNK):
+            log_probs = torch.log_softmax(logits_at(slice(start, start + CHUNK)), dim=-1)
+            entropies.append(-(log_probs.exp() * log_probs).sum(-1))
+            k = min(top_k, log_probs.shape[-1])
+            top = torch.topk(log_probs, k, dim=-1)
+            top_ids.append(top.indices)
+            top_probs.append(top.values.exp())
+            del log_probs
+        embeddings = model.get_input_embeddings()(tensor)[0]
+    return Signals(source.name, ids, torch.cat(entropies).double().numpy(),
+                   torch.cat(top_ids).numpy().astype(np.int64), torch.cat(top_probs).numpy(),
+                   embeddings.float().numpy(), hidden.float().numpy(), vocab_tokens)

@@ -397,7 +397,8 @@ def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray,
 
     Args:
         teacher_topk, student_topk: ``(G, K)`` top-K ids at each aligned row (the teacher row and the student row of
-            each group, as the alignment pairs them).
+            each group, as the alignment pairs them); ``-1`` marks a slot with no vocabulary string (a model's
+            padded embedding row), which is never mapped and never a candidate.
         teacher_decoded, student_decoded: the decoded string of every id — a list indexed by id (fast: decode the
             vocabulary once, see :func:`decoded_vocabulary`) or a function of the id.
         static_t2s, static_s2t: static mappings (``-1`` unmapped), e.g. the exact mapping; ``None`` means empty.
@@ -443,12 +444,15 @@ def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray,
         mapped = 0
         for row in range(rows):
             source_ids = source_topk[row]
-            open_ids = source_ids[~done[source_ids]]
-            mapped += len(source_ids) - len(open_ids)
-            if len(open_ids) == 0:
+            known = source_ids >= 0  # -1: a prediction with no vocabulary string (a padded embedding row)
+            open_ids = source_ids[known & ~done[np.where(known, source_ids, 0)]]
+            mapped += int(known.sum()) - len(open_ids)
+            candidate_ids = target_topk[row]
+            candidate_ids = candidate_ids[candidate_ids >= 0]
+            if len(open_ids) == 0 or len(candidate_ids) == 0:
                 continue
             need = open_ids.tolist()
-            candidates = target_topk[row].tolist()
+            candidates = candidate_ids.tolist()
             a = [source_text(i) for i in need]
             b = [target_text(j) for j in candidates]
             distance = cdist(a, b, scorer=Levenshtein.distance, dtype=np.int32)
@@ -473,12 +477,39 @@ def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray,
             "teacher_slots_mapped": t_mapped, "student_slots_mapped": s_mapped, "rows": rows, "k": k}
 
 
-def decoded_vocabulary(vocab: Vocabulary, remove_spaces: bool = False) -> list[str]:
-    """Every id decoded on its own (as CDM's ``tokenizer.decode([id])``: byte fragments become U+FFFD), computed once
-    per vocabulary so the dynamic mapping needs no per-step decoding; ``remove_spaces`` also drops ASCII spaces, as
-    CDM's distance does."""
+def decoded_vocabulary(vocab: Vocabulary, remove_spaces: bool = False, distinct_bytes: bool = False) -> list[str]:
+    """Every id decoded on its own, computed once per vocabulary so the dynamic mapping needs no per-step decoding.
+
+    By default as CDM's ``tokenizer.decode([id])``: a byte fragment that is not valid UTF-8 on its own becomes
+    U+FFFD, so all such fragments look alike. ``distinct_bytes`` (the canonical mode) keeps each undecodable byte
+    as its own character (``surrogateescape``: byte ``0xNN`` → U+DCNN), so two fragments are equal only when their
+    bytes are. ``remove_spaces`` also drops ASCII spaces, as CDM's distance does.
+    """
+    errors = "surrogateescape" if distinct_bytes else "replace"
     out = []
     for token, special in zip(vocab.raw, vocab.special.tolist()):
-        text = token if special or not token else token_bytes(token, vocab.scheme).decode("utf-8", errors="replace")
+        text = token if special or not token else token_bytes(token, vocab.scheme).decode("utf-8", errors=errors)
         out.append(text.replace(" ", "") if remove_spaces else text)
     return out
+
+
+def cdm_reference_exact_mapping(teacher_tokens: Sequence[str], student_tokens: Sequence[str],
+                                marker: str = SPIECE) -> tuple[np.ndarray, np.ndarray]:
+    """The static exact mapping as CDM's author script builds it (``-1`` unmapped), for ``reference`` mode.
+
+    The script takes ``convert_ids_to_tokens`` of every base-vocabulary id (``range(vocab_size)``: added tokens
+    excluded), removes the marker ``"▁"`` (hard-coded, whatever the tokenizer's scheme), and maps a teacher id to
+    the first student id with the same string; the student→teacher inverse keeps the last teacher id per student
+    id. Tokens that become empty (``"▁"`` itself) therefore map to the first empty student string, as there.
+
+    Args:
+        teacher_tokens, student_tokens: the raw strings of the base vocabularies, in id order.
+    """
+    first: dict[str, int] = {}
+    for j, token in enumerate(student_tokens):
+        first.setdefault(token.replace(marker, ""), j)
+    t2s = np.array([first.get(token.replace(marker, ""), UNMAPPED) for token in teacher_tokens], dtype=np.int64)
+    s2t = np.full(len(student_tokens), UNMAPPED, dtype=np.int64)
+    mapped = np.flatnonzero(t2s >= 0)
+    s2t[t2s[mapped]] = mapped  # numpy assigns in order: the last teacher id wins
+    return t2s, s2t

@@ -78,6 +78,45 @@ def test_mismatched_vocabulary_and_context_are_refused(tok, tmp_path):
         compute_signals("smollm2", [], cache_dir=tmp_path)
 
 
+def test_a_model_of_another_tokenizer_is_refused_before_any_forward_pass(tok, tmp_path, monkeypatch):
+    """Llama 3's ids all fit Gemma-3-270M's 262k-row embedding, so only the model's own vocabulary (its GGUF
+    header) shows that they name other tokens; align() checks both sides before the first forward pass."""
+    from click.testing import CliRunner
+
+    from ctkd_inspect import signals as module
+    from ctkd_inspect.cli import main
+
+    llama = tok("llama3")
+    with pytest.raises(ModelError, match="does not belong to this tokenizer"):
+        compute_signals("gemma3", llama("Hello world")["input_ids"], tokenizer=llama, cache_dir=tmp_path)
+    forwards = []
+    monkeypatch.setattr(module, "_forward", lambda *args: forwards.append(args) or pytest.fail("forward ran"))
+    with pytest.raises(ModelError, match="does not belong"):
+        align("llama3", "smollm2", "Hello world, this is a test.", engine="cdm", teacher_model="gemma3")
+    assert forwards == []
+    out = CliRunner().invoke(main, ["llama3", "smollm2", "Hello world.", "--engine", "cdm", "--teacher-model",
+                                    "gemma3"])
+    assert out.exit_code == 3 and "does not belong" in out.output and "Traceback" not in out.output
+
+
+def test_chunked_distributions_equal_the_full_logits(tok, monkeypatch):
+    """Entropy and top-k come from the final hidden states a few positions at a time; they must equal what the
+    model's own full logits give."""
+    import torch
+
+    from ctkd_inspect import signals as module
+
+    monkeypatch.setattr(module, "CHUNK", 5)
+    ids = np.asarray(tok("gemma3")(TEXT)["input_ids"])
+    source = resolve_model("gemma3")
+    model = module.load_model(source)
+    chunked = module._forward(model, source, ids, 10, None)
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(input_ids=torch.from_numpy(ids)[None]).logits[0].float(), -1)
+    assert np.allclose(chunked.entropy, -(log_probs.exp() * log_probs).sum(-1).double().numpy(), atol=1e-4)
+    assert np.array_equal(chunked.topk_ids[:, :3], torch.topk(log_probs, 3, -1).indices.numpy())
+
+
 def test_model_resolution_errors(tmp_path):
     with pytest.raises(ModelError, match="names a tokenizer but no model"):
         resolve_model("llama3")

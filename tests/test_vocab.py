@@ -162,3 +162,51 @@ def test_vocab_cli(tmp_path):
     assert out.exit_code == 0 and "85,699" in out.output and (tmp_path / "m.npz").exists()
     out = CliRunner().invoke(main, ["vocab", "llama3", "gemma2", "--exact-only", "--out", str(tmp_path / "m.txt")])
     assert out.exit_code == 2 and "unsupported mapping file type" in out.output
+
+
+def test_cdm_dynamic_mapping_skips_predictions_without_a_string():
+    """-1 marks a predicted id beyond the tokenizer's vocabulary (a padded embedding row): never mapped, never a
+    candidate, and not an IndexError."""
+    teacher_strings = [" cats", " dog"]
+    student_strings = [" dog", " cat"]
+    out = cdm_dynamic_mapping(np.array([[0, -1]]), np.array([[-1, 1]]), teacher_strings, student_strings)
+    assert out["teacher_to_student"] == {0: 1} and out["student_to_teacher"] == {1: 0}  # d = 1/7
+    assert out["teacher_slots_mapped"] == 1 and out["student_slots_mapped"] == 1  # the -1 slots stay unmapped
+
+
+def test_cdm_reference_exact_mapping_as_the_author_script():
+    from ctkd_inspect.vocab import cdm_reference_exact_mapping
+
+    teacher = ["▁the", "Ġthe", "▁", "x"]
+    student = ["the", "", "▁x", "x", "▁the"]
+    t2s, s2t = cdm_reference_exact_mapping(teacher, student)
+    # "▁" is stripped whatever the scheme (so "Ġthe" keeps its marker); the first student id with the string wins;
+    # "▁" becomes "" and maps to the empty student string
+    assert t2s.tolist() == [0, -1, 1, 2]
+    # the inverse keeps the last teacher id per student id
+    assert s2t.tolist() == [0, 2, 3, -1, -1]
+
+
+def test_contextual_mapping_modes_on_byte_fragments():
+    """Gemma 3's <0xF0> and SmolLM2's byte 0x99 are different bytes: CDM's decoding makes both "�" and pairs them
+    (reference); the canonical mode does not. A predicted id beyond the tokenizer is ignored in both."""
+    from ctkd_inspect.engines.dtw import contextual_mapping
+    from ctkd_inspect.signals import Signals
+    from ctkd_inspect.sources import load_tokenizer
+
+    gemma3, smollm2 = load_tokenizer("gemma3"), load_tokenizer("smollm2")
+    t_frag = gemma3.convert_tokens_to_ids("<0xF0>")
+    s_frag = smollm2.convert_tokens_to_ids("Ļ")  # byte-level: the byte 0x99
+    beyond = len(gemma3.get_vocab()) + 5
+
+    def signals(ids):
+        ids = np.array([ids])
+        return Signals("x", np.zeros(1, np.int64), np.zeros(1), ids, np.ones(ids.shape))
+
+    groups = [{"teacher": [0], "student": [0]}]
+    t_sig, s_sig = signals([t_frag, beyond]), signals([s_frag, s_frag])
+    reference = contextual_mapping(groups, t_sig, s_sig, gemma3, smollm2, "gemma3", "smollm2", mode="reference")
+    canonical = contextual_mapping(groups, t_sig, s_sig, gemma3, smollm2, "gemma3", "smollm2", mode="canonical")
+    assert reference["pairs"] == {str(t_frag): s_frag}
+    assert canonical["pairs"] == {}
+    assert 0 < canonical["metrics"]["static_teacher_coverage"] < 1

@@ -14,7 +14,10 @@ Two modes:
     - ``cdm``: each token decoded on its own (``convert_tokens_to_string([token])`` when the tokenizer is at hand,
       otherwise the same rules: byte fragments decode to U+FFFD), ASCII spaces removed; cost = Levenshtein ×
       teacher factor × student factor, factors from min-max scaled entropy; the two hard-coded special-token pairs
-      (``</s>``↔``<|im_end|>``, ``<|endoftext|>``↔``<|endoftext|>``) cost 0.
+      (``</s>``↔``<|im_end|>``, ``<|endoftext|>``↔``<|endoftext|>``) cost 0 — since special tokens never enter
+      the DP here (both modes), this fires only where a tokenizer does not flag those strings as special; the
+      dynamic top-K mapping decodes as CDM does and starts from CDM's author exact-match script (``"▁"`` stripped
+      from the raw strings, base vocabularies only).
 ``canonical`` (default) fixes what the references get wrong:
     1. byte fragments compare by their bytes: two different fragments of multi-byte characters no longer compare
        equal (both decode to "�" in the reference CDM);
@@ -24,7 +27,12 @@ Two modes:
        by zero and casts NaN to an integer; reference mode raises);
     4. an empty side gives an alignment whose tokens are all unmatched (the reference crashes; reference mode
        raises);
-    5. any tokenizer scheme works (FuseLLM knows two tokenizer classes and raises KeyError for the others).
+    5. every scheme's marker is handled (WordPiece ``##`` continuations included). FuseLLM's code knows the
+       markers of two tokenizer classes and raises KeyError for the others; reference mode does not reproduce
+       that crash but compares such tokens' raw strings (no marker removed), as FuseLLM would with a marker-less
+       tokenizer class;
+    6. the dynamic top-K mapping (``cdm`` with models) keeps undecodable bytes distinct (1 again) and starts from
+       the exact mapping over canonical bytes, instead of CDM's "▁"-stripping exact-match script.
     The canonical string of a token is its bytes with ASCII spaces removed, one character per byte, so edit
     distances count byte edits.
 """
@@ -175,7 +183,7 @@ class _DTWEngine:
         if (self.name == "cdm" and teacher_signals is not None and student_signals is not None
                 and teacher_tokenizer is not None and student_tokenizer is not None):
             dynamic = contextual_mapping(extra_groups, teacher_signals, student_signals, teacher_tokenizer,
-                                         student_tokenizer, teacher.name, student.name)
+                                         student_tokenizer, teacher.name, student.name, mode=mode)
             alignment.metrics.update(dynamic["metrics"])
             alignment.extra["dynamic_mapping"] = dynamic["pairs"]
         return alignment
@@ -271,52 +279,82 @@ def _top1_accuracy(teacher, student, result, t_idx, s_idx, vocab_mapping, teache
     return hits / total if total else None
 
 
-_VOCAB_CACHE: dict[tuple[int, str], object] = {}
+_VOCAB_CACHE: dict[tuple[int, str, str], object] = {}
 
 
-def _vocab_tables(tokenizer, name: str):
-    """(Vocabulary, decoded strings without spaces) of a tokenizer, built once per tokenizer object."""
+def _vocab_tables(tokenizer, name: str, mode: str = "reference"):
+    """(Vocabulary, decoded strings without spaces) of a tokenizer, built once per tokenizer object and mode.
+
+    ``reference`` decodes as CDM does (byte fragments become U+FFFD); ``canonical`` keeps each undecodable byte
+    distinct (see :func:`ctkd_inspect.vocab.decoded_vocabulary`).
+    """
     from ..vocab import decoded_vocabulary, vocabulary
 
-    key = (id(tokenizer), name)
+    key = (id(tokenizer), name, mode)
     if key not in _VOCAB_CACHE:
         vocab = vocabulary(tokenizer, name)
+        decoded = decoded_vocabulary(vocab, remove_spaces=True, distinct_bytes=mode == "canonical")
         # the tokenizer is kept in the entry so its id cannot be reused by another object
-        _VOCAB_CACHE[key] = (vocab, decoded_vocabulary(vocab, remove_spaces=True), tokenizer)
+        _VOCAB_CACHE[key] = (vocab, decoded, tokenizer)
     return _VOCAB_CACHE[key][:2]
 
 
-_EXACT_CACHE: dict[tuple[str, str], object] = {}
+_STATIC_CACHE: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _static_mapping(t_vocab, s_vocab, teacher_tokenizer, student_tokenizer, mode: str):
+    """The static part of the dynamic mapping: (teacher→student, student→teacher), ``-1`` unmapped.
+
+    ``canonical``: the exact mapping over canonical bytes. ``reference``: CDM's author script (``"▁"`` stripped
+    from the raw strings of the base vocabularies, see :func:`ctkd_inspect.vocab.cdm_reference_exact_mapping`).
+    """
+    from ..vocab import cdm_reference_exact_mapping, exact_mapping
+
+    key = (t_vocab.digest, s_vocab.digest, mode)
+    if key not in _STATIC_CACHE:
+        if mode == "canonical":
+            mapping = exact_mapping(t_vocab, s_vocab)
+            _STATIC_CACHE[key] = (mapping.teacher_to_student, mapping.student_to_teacher)
+        else:
+            t_base = min(int(getattr(teacher_tokenizer, "vocab_size", len(t_vocab))), len(t_vocab))
+            s_base = min(int(getattr(student_tokenizer, "vocab_size", len(s_vocab))), len(s_vocab))
+            _STATIC_CACHE[key] = cdm_reference_exact_mapping(t_vocab.raw[:t_base], s_vocab.raw[:s_base])
+    return _STATIC_CACHE[key]
 
 
 def contextual_mapping(groups: list[dict], teacher_signals, student_signals, teacher_tokenizer, student_tokenizer,
-                       teacher_name: str, student_name: str, threshold: float = 0.3) -> dict:
-    """CDM's dynamic top-K mapping over the rows of CDM's groups, with the exact (canonical) mapping as the static
-    part. The row of a group is its last teacher position and its last student position: the logits there
-    predict what follows the group on each side (CDM averages the logits of the group's rows; the signals keep
-    the top-K of each position, not whole logit rows, so the positions that predict the next text stand in).
+                       teacher_name: str, student_name: str, threshold: float = 0.3,
+                       mode: str = "canonical") -> dict:
+    """CDM's dynamic top-K mapping over the rows of CDM's groups, on top of a static exact mapping.
+
+    The row of a group is its last teacher position and its last student position: the logits there predict what
+    follows the group on each side (CDM averages the logits of the group's rows; the signals keep the top-K of
+    each position, not whole logit rows, so the positions that predict the next text stand in). ``mode`` picks
+    the static mapping and the decoding (see :func:`_static_mapping` and :func:`_vocab_tables`). Predicted ids
+    beyond the tokenizer's vocabulary (a model's padded embedding rows) have no string and are never mapped.
 
     Returns ``{"pairs": {teacher id: student id} (as strings), "metrics": {"topk_mapping_coverage",
     "static_teacher_coverage", "dynamic_pairs"}}``.
     """
-    from ..vocab import cdm_dynamic_mapping, exact_mapping
+    from ..vocab import cdm_dynamic_mapping
 
-    t_vocab, t_decoded = _vocab_tables(teacher_tokenizer, teacher_name)
-    s_vocab, s_decoded = _vocab_tables(student_tokenizer, student_name)
-    key = (t_vocab.digest, s_vocab.digest)
-    if key not in _EXACT_CACHE:
-        _EXACT_CACHE[key] = exact_mapping(t_vocab, s_vocab)
-    static = _EXACT_CACHE[key]
+    t_vocab, t_decoded = _vocab_tables(teacher_tokenizer, teacher_name, mode)
+    s_vocab, s_decoded = _vocab_tables(student_tokenizer, student_name, mode)
+    static_t2s, static_s2t = _static_mapping(t_vocab, s_vocab, teacher_tokenizer, student_tokenizer, mode)
     rows = [(g["teacher"][-1], g["student"][-1]) for g in groups if g["teacher"] and g["student"]]
     t_rows = np.asarray(teacher_signals.topk_ids)[[r[0] for r in rows]] if rows else np.zeros((0, 1), np.int64)
     s_rows = np.asarray(student_signals.topk_ids)[[r[1] for r in rows]] if rows else np.zeros((0, 1), np.int64)
     k = min(t_rows.shape[1], s_rows.shape[1])
-    out = cdm_dynamic_mapping(t_rows[:, :k], s_rows[:, :k], t_decoded, s_decoded, static.teacher_to_student,
-                              static.student_to_teacher, threshold, spaces_removed=True)
-    coverage = static.coverage()["teacher"]
+    t_rows = np.where(t_rows[:, :k] < len(t_decoded), t_rows[:, :k], -1)
+    s_rows = np.where(s_rows[:, :k] < len(s_decoded), s_rows[:, :k], -1)
+    out = cdm_dynamic_mapping(t_rows, s_rows, t_decoded, s_decoded, static_t2s, static_s2t, threshold,
+                              spaces_removed=True)
+    mappable = ~t_vocab.special & np.array([bool(t) for t in t_vocab.raw], dtype=bool)
+    limit = min(len(static_t2s), len(mappable))
+    covered = int((static_t2s[:limit] >= 0)[mappable[:limit]].sum())
     return {"pairs": {str(a): b for a, b in out["teacher_to_student"].items()},
             "metrics": {"topk_mapping_coverage": out["topk_coverage"],
-                        "static_teacher_coverage": coverage["exact_share"],
+                        "static_teacher_coverage": covered / max(int(mappable.sum()), 1),
                         "dynamic_pairs": len(out["teacher_to_student"])}}
 
 
