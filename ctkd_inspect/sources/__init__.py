@@ -24,6 +24,7 @@ import os
 import re
 import socket
 import threading
+import warnings
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,9 +33,21 @@ from urllib.parse import urlparse
 from ..errors import FetchError, TokenizerCapabilityError, TokenizerLoadError, TokenizerNotFound
 from . import builders
 from .assets import OFFLINE_HINT, ProgressCallback, asset_path
-from .cache import cache_root, entry_is_intact, file_records, install_entry, read_manifest, staging_dir, write_manifest
+from .cache import (
+    CacheNotWritable,
+    CacheWarning,
+    cache_root,
+    entry_is_intact,
+    entry_lock,
+    file_records,
+    install_entry,
+    read_manifest,
+    remove_stale_staging,
+    staging_dir,
+    write_manifest,
+)
 from .gguf import GGUFError
-from .registry import ALIASES, SYNONYMS, Alias, find_alias
+from .registry import ALIASES, SYNONYMS, Alias, aliases_for_hub_id, find_alias
 
 __all__ = ["ALIASES", "Alias", "TokenizerSource", "find_alias", "load_tokenizer", "resolve_tokenizer"]
 
@@ -162,14 +175,31 @@ def _load_cached(entry: Path):
     return PreTrainedTokenizerFast.from_pretrained(str(entry))
 
 
-def _save_to_cache(tok, entry: Path, manifest: dict) -> None:
-    """Save a converted tokenizer; the manifest (written last) makes the entry trusted."""
-    with staging_dir(entry.parent, entry.name) as stage:
-        content = stage / "content"
-        tok.save_pretrained(str(content))
-        files = file_records(content)
-        install_entry(content, entry)
-    write_manifest(entry, {**manifest, "files": files, "recipe_version": RECIPE_VERSION})
+def _save_to_cache(tok, entry: Path, manifest: dict) -> bool:
+    """Save a converted tokenizer; the manifest (written last) makes the entry trusted.
+
+    A cache that cannot be written (read-only, e.g. a copy of a fetched cache on an air-gapped machine) is not an
+    error: the tokenizer converted in memory is still used, a :class:`~.cache.CacheWarning` says why it was not
+    kept, and the conversion simply runs again next time. Returns whether the entry was saved.
+    """
+    try:
+        with entry_lock(entry):
+            if _cache_is_current(entry):  # another process saved it while this one converted
+                return True
+            remove_stale_staging(entry.parent)  # only folders of processes that are gone
+            with staging_dir(entry.parent, entry.name) as stage:
+                content = stage / "content"
+                tok.save_pretrained(str(content))
+                files = file_records(content)
+                install_entry(content, entry)
+            write_manifest(entry, {**manifest, "files": files, "recipe_version": RECIPE_VERSION})
+        return True
+    except (CacheNotWritable, OSError) as exc:
+        reason = str(exc) if isinstance(exc, CacheNotWritable) else (
+            f"cannot write to {entry.parent} ({exc.strerror or exc})")
+        warnings.warn(f"the converted tokenizer could not be saved in the cache, so it will be converted again next "
+                      f"time: {reason}", CacheWarning, stacklevel=2)
+        return False
 
 
 def _cache_is_current(entry: Path) -> bool:
@@ -255,14 +285,33 @@ def _load_hub(name: str, root: Path | None):
     except Exception as exc:
         why = ("HF_HUB_OFFLINE is set" if _hub_offline_requested() else "the Hugging Face hub is unreachable") \
             if offline else f"the hub answered: {str(exc).splitlines()[0][:200]}"
+        hint, preferred = _alias_hint_for_hub_id(name)
         raise TokenizerNotFound(
             f"{name!r} looks like a Hugging Face hub id, but it is not in the local caches and {why}. "
-            + OFFLINE_HINT, suggestions=_suggest(name, root)) from exc
+            + (hint or OFFLINE_HINT),
+            suggestions=list(dict.fromkeys(preferred + _suggest(name, root)))) from exc
     _check_fast(tok, f"hub id {name!r}")
     if not offline:
         # Keep a converted copy so the same id works offline later.
         _save_to_cache(tok, entry, {"hub_id": name})
     return tok
+
+
+def _alias_hint_for_hub_id(name: str) -> tuple[str, list[str]]:
+    """A sentence pointing to the offline aliases that provide (or likely share) a hub id's tokenizer, and their
+    names; ``("", [])`` when no alias is related."""
+    exact, family = aliases_for_hub_id(name)
+    if exact:
+        first, others = exact[0].name, [a.name for a in exact[1:]]
+        also = f" (so does `{'`, `'.join(others)}`)" if others else ""
+        return (f"The offline alias `{first}` provides this tokenizer{also}: use `ctkd-inspect {first} ...` "
+                f"(`{first}` in place of {name!r}), which needs no hub.", [a.name for a in exact])
+    if family:
+        first = family[0]
+        return (f"The offline alias `{first.name}` ({first.hub_id}) is of the same family and very likely has the "
+                f"same tokenizer: try `ctkd-inspect {first.name} ...` (`{first.name}` in place of {name!r}). "
+                + OFFLINE_HINT, [a.name for a in family])
+    return "", []
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -34,8 +34,10 @@ from pathlib import Path
 
 from ..errors import FetchError
 from .cache import (
+    CacheNotWritable,
     cache_root,
     entry_is_intact,
+    entry_lock,
     file_records,
     install_entry,
     read_manifest,
@@ -367,7 +369,12 @@ def fetch_asset(key: str, root: Path | None = None, *, force: bool = False,
 
     Already complete entries are left alone unless ``force``. Raises :class:`FetchError` for an unknown key,
     an unreachable registry (with a hint on how to work from local files), a checksum mismatch, or a failed
-    unpack; in every case the previous entry (if any) is untouched and no partial entry is left.
+    unpack; in every case the previous entry (if any) is untouched and no partial entry is left. A cache folder
+    that cannot be created or written raises :class:`~ctkd_inspect.sources.cache.CacheNotWritable` (a
+    :class:`FetchError`) before anything is downloaded.
+
+    Processes sharing a cache may fetch at the same time: each works in its own staging folder, and two
+    fetches of the same asset take turns (the second finds the first one's complete entry and returns it).
     """
     if key not in ASSETS:
         raise FetchError(f"unknown asset {key!r}; known: {', '.join(sorted(ASSETS))}")
@@ -377,12 +384,25 @@ def fetch_asset(key: str, root: Path | None = None, *, force: bool = False,
     if not force and entry_is_intact(entry):
         return entry
     parent = entry.parent
-    remove_stale_staging(parent)
+    # One writer per entry: a second process fetching the same asset waits here, then finds it complete.
+    with entry_lock(entry):
+        if not force and entry_is_intact(entry):
+            return entry
+        remove_stale_staging(parent)  # only folders of processes that are gone
+        try:
+            _fetch_locked(asset, entry, progress)
+        except OSError as exc:  # writing the staging folder or the entry failed (disk full, read-only, ...)
+            raise CacheNotWritable(parent, exc) from exc
+    return entry
+
+
+def _fetch_locked(asset: Asset, entry: Path, progress: ProgressCallback | None) -> None:
+    key = asset.key
     total = asset.download_size
     done_before = 0
     report = progress or (lambda *_: None)
     report(key, 0, total, "download")
-    with staging_dir(parent, key) as stage:
+    with staging_dir(entry.parent, key) as stage:
         downloads = stage / "_downloads"
         archives: dict[str, Path] = {}
         for package in asset.packages:
@@ -415,7 +435,6 @@ def fetch_asset(key: str, root: Path | None = None, *, force: bool = False,
         install_entry(content, entry)
     # The manifest goes in last: until it exists, the entry is not trusted by anything.
     write_manifest(entry, manifest)
-    return entry
 
 
 def verify_asset(key: str, root: Path | None = None) -> bool:

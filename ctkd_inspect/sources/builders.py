@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import TokenizerLoadError
 from .gguf import read_gguf_metadata
 
 SPIECE = "\u2581"  # SentencePiece's word marker "▁"
@@ -412,22 +413,75 @@ LLAMA3_SPECIAL_NAMES = (
 )
 
 
+class TiktokenFileError(TokenizerLoadError, ValueError):
+    """A file that starts like a tiktoken BPE file is malformed: a bad line, a repeated token or rank, a gap in the
+    ranks, missing single bytes, or a last line cut short (a truncated file)."""
+
+
 def read_tiktoken_ranks(path: str | Path) -> dict[bytes, int]:
-    """``{token bytes: rank}`` of a tiktoken BPE file (one ``base64 rank`` pair per line).
+    """``{token bytes: rank}`` of a tiktoken BPE file (one ``base64 rank`` pair per line), validated.
+
+    Checked: every non-blank line is exactly ``<base64> <decimal rank>``; no token and no rank appears twice; the
+    ranks are exactly ``0 .. n-1``; the last line ends with a newline (a file cut inside a line, even just before
+    its newline, is refused as truncated); all 256 single bytes are tokens (byte-level BPE needs them to encode
+    any text).
+
+    Not detectable: a file cut exactly at a line end is itself a valid, smaller vocabulary (see
+    :func:`tiktoken_tokenizer` for what is done about near misses of a known size).
 
     Raises:
-        ValueError: a line that is not ``base64 rank`` (the file is not a tiktoken file, or is corrupt).
+        TiktokenFileError (a :class:`~ctkd_inspect.errors.TokenizerLoadError` and a :class:`ValueError`): the
+            file is not a valid tiktoken file, naming the file, the line and what is wrong.
     """
-    ranks: dict[bytes, int] = {}
+    path = Path(path)
     with open(path, "rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                token, rank = line.split()
-                ranks[base64.b64decode(token, validate=True)] = int(rank)
-            except (ValueError, base64.binascii.Error) as exc:
-                raise ValueError(f"line {number} is not `base64 rank`: {line[:60]!r}") from exc
+        data = handle.read()
+    lines = data.split(b"\n")
+    unterminated = bool(lines) and lines[-1].strip() != b""  # a final line without its newline
+
+    def fail(number: int, what: str) -> TiktokenFileError:
+        cut = (" The last line has no newline, so the file looks truncated."
+               if unterminated and number == len(lines) else "")
+        return TiktokenFileError(f"{path} is not a valid tiktoken BPE file: line {number} {what}.{cut}")
+
+    ranks: dict[bytes, int] = {}
+    seen_ranks: dict[int, int] = {}  # rank -> line
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise fail(number, f"is not `<base64> <rank>`: {line[:60]!r}")
+        try:
+            token = base64.b64decode(fields[0], validate=True)
+        except (ValueError, base64.binascii.Error):
+            raise fail(number, f"has a token that is not base64: {fields[0][:60]!r}") from None
+        if not token:
+            raise fail(number, "has an empty token")
+        rank = int(fields[1])
+        if token in ranks:
+            raise fail(number, f"repeats the token {token[:30]!r} (rank {ranks[token]})")
+        if rank in seen_ranks:
+            raise fail(number, f"repeats rank {rank} (first on line {seen_ranks[rank]})")
+        ranks[token] = rank
+        seen_ranks[rank] = number
+    if not ranks:
+        raise TiktokenFileError(f"{path} is not a valid tiktoken BPE file: it holds no `<base64> <rank>` line")
+    n = len(ranks)
+    if max(seen_ranks) != n - 1:
+        missing = next(r for r in range(n) if r not in seen_ranks)
+        hint = " The last line has no newline, so the file looks truncated." if unterminated else ""
+        raise TiktokenFileError(f"{path} is not a valid tiktoken BPE file: its {n} ranks are not 0..{n - 1} "
+                                f"(rank {missing} is missing, the largest is {max(seen_ranks)}).{hint}")
+    if unterminated:
+        raise TiktokenFileError(
+            f"{path} looks truncated: its last line (line {len(lines)}, rank {ranks[token]}) does not end with a "
+            "newline, as every line of a tiktoken BPE file does, so the file was probably cut there. If the file "
+            "is complete, add the final newline.")
+    absent = [b for b in range(256) if bytes([b]) not in ranks]
+    if absent:
+        raise TiktokenFileError(f"{path} is not a valid byte-level tiktoken BPE file: {len(absent)} of the 256 "
+                                f"single bytes are not tokens (e.g. {bytes([absent[0]])!r}).")
     return ranks
 
 
@@ -491,6 +545,10 @@ def _byte_level_post(bos: tuple[str, int] | None):
     return processors.Sequence(steps)
 
 
+#: Rank counts from here up to (not including) 128000 are reported as a possible truncated Llama 3 file.
+_LLAMA3_NEAR_MISS = 127000
+
+
 def tiktoken_tokenizer(path: str | Path, *, pattern: str | None = None,
                        special_names: Iterable[str] | None = None, add_bos: bool = True) -> Built:
     """A byte-level BPE tokenizer from a tiktoken rank file.
@@ -499,10 +557,23 @@ def tiktoken_tokenizer(path: str | Path, *, pattern: str | None = None,
     (its pattern, its 256 special tokens, BOS added unless ``add_bos=False``); a 200000-rank file gets the o200k
     pattern; any other file gets the Llama 3 / cl100k-style pattern and no special tokens. Pass
     ``pattern``/``special_names`` to override; special tokens take the ids after the ranks, in order.
+
+    The file is validated by :func:`read_tiktoken_ranks`: a malformed line, repeated or missing ranks, or a file
+    cut inside a line raise :class:`TiktokenFileError`. What cannot be checked: a file cut exactly at the end of a
+    line is a well-formed smaller vocabulary (the format has no header or count), so it loads as a generic
+    tiktoken tokenizer; in particular a Llama 3 file missing its last lines loses the Llama 3 special tokens,
+    which are recognised by the rank count alone. A file with slightly fewer ranks than Llama 3's 128000
+    therefore also emits a :class:`UserWarning` that it may be truncated.
     """
     ranks = read_tiktoken_ranks(path)
     n = len(ranks)
     llama3 = n == 128000 and special_names is None
+    if special_names is None and _LLAMA3_NEAR_MISS <= n < 128000:
+        import warnings
+
+        warnings.warn(f"{Path(path).name} has {n} ranks, {128000 - n} fewer than a Llama 3 tiktoken file: it is "
+                      "loaded as a generic tiktoken vocabulary without the Llama 3 special tokens. If it is meant to "
+                      "be Llama 3, the file is truncated; use the `llama3` alias or a complete copy.", stacklevel=2)
     if pattern is None:
         pattern = O200K_SPLIT if n == 200000 else LLAMA3_SPLIT
     if special_names is None:

@@ -91,3 +91,24 @@ def find_alias(name: str) -> Alias | None:
     key = name.strip().lower()
     key = SYNONYMS.get(key, key)
     return ALIASES.get(key)
+
+
+def aliases_for_hub_id(hub_id: str) -> tuple[list[Alias], list[Alias]]:
+    """Aliases related to a hub id, as ``(same tokenizer, same family)``.
+
+    *Same tokenizer*: the alias records that hub id, compared case-insensitively, or a repository of the same
+    name under another organisation (a mirror or a re-upload). *Same family*: the alias's repository name is the
+    start of the requested one (``Meta-Llama-3-8B`` for ``Meta-Llama-3-8B-Instruct``), so the two very likely
+    share a tokenizer, though that is not recorded here. Each list is in alias order.
+    """
+    wanted = hub_id.strip().lower()
+    repo = wanted.rsplit("/", 1)[-1]
+    exact, family = [], []
+    for alias in _ALIASES:
+        own = alias.hub_id.lower()
+        own_repo = own.rsplit("/", 1)[-1]
+        if own == wanted or own_repo == repo:
+            exact.append(alias)
+        elif repo.startswith(own_repo) and repo[len(own_repo):len(own_repo) + 1] in ("-", "_", "."):
+            family.append(alias)
+    return exact, family

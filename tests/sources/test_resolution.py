@@ -200,3 +200,41 @@ def test_unreachable_registry_says_so_and_points_to_local_files(tmp_path):
 def test_unknown_asset_is_a_fetch_error(tmp_path):
     with pytest.raises(FetchError, match="unknown asset"):
         fetch_asset("no-such-asset", tmp_path)
+
+
+def _hub_unavailable(monkeypatch):
+    """The hub cannot be asked and the Hugging Face cache has nothing, whatever this machine's caches hold."""
+    from transformers import AutoTokenizer
+
+    def not_cached(*_args, **_kwargs):
+        raise OSError("not in the local cache and offline")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", not_cached)
+
+
+@pytest.mark.parametrize("name", ["meta-llama/Meta-Llama-3-8B", "META-LLAMA/meta-llama-3-8b",
+                                  "some-mirror/Meta-Llama-3-8B"])
+def test_an_unreachable_hub_id_points_to_the_alias_that_records_it(monkeypatch, name):
+    _hub_unavailable(monkeypatch)
+    with pytest.raises(TokenizerNotFound) as info:
+        resolve_tokenizer(name)
+    assert info.value.suggestions[0] == "llama3" and "llama3-gguf" in info.value.suggestions
+    assert "the offline alias `llama3` provides this tokenizer" in str(info.value).lower()
+    assert "`ctkd-inspect llama3 ...`" in str(info.value)
+    assert info.value.exit_code == 3
+
+
+def test_an_unreachable_hub_id_of_an_aliased_family_suggests_the_alias(monkeypatch):
+    _hub_unavailable(monkeypatch)
+    with pytest.raises(TokenizerNotFound) as info:
+        resolve_tokenizer("google/gemma-2-9b-it")
+    assert info.value.suggestions[0] == "gemma2"
+    assert "`ctkd-inspect gemma2 ...`" in str(info.value) and "same family" in str(info.value)
+
+
+def test_an_unrelated_hub_id_suggests_no_alias(monkeypatch):
+    _hub_unavailable(monkeypatch)
+    with pytest.raises(TokenizerNotFound) as info:
+        resolve_tokenizer("some-org/some-unknown-model")
+    assert "offline alias" not in str(info.value) and "llama3" not in info.value.suggestions
