@@ -88,6 +88,18 @@ def _guard(function):
             _fail(exc)
         except BrokenPipeError:  # `ctkd-inspect ... | head` closed the pipe: not an error
             os._exit(0)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a defect of ours or of a library: still a message, not a traceback
+            if os.environ.get("CTKD_INSPECT_DEBUG"):
+                raise
+            console = _stderr_console()
+            from rich.markup import escape
+
+            console.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc)[:500])}\n"
+                          "[dim]this is a bug in ctkd-inspect or a library it uses; rerun with CTKD_INSPECT_DEBUG=1 "
+                          "for the traceback and report it[/]")
+            sys.exit(int(ExitCode.RUNTIME))
 
     return wrapper
 
@@ -108,8 +120,28 @@ class _DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def format_usage(self, ctx, formatter):
-        formatter.write_usage(ctx.command_path, "TEACHER STUDENT [TEXT] [OPTIONS]\n"
-                              "       ctkd-inspect COMMAND [ARGS]...")
+        formatter.write(f"Usage: {ctx.command_path} TEACHER STUDENT [TEXT] [OPTIONS]\n"
+                        f"       {ctx.command_path} COMMAND [ARGS]...\n")
+
+    def invoke(self, ctx):
+        import warnings
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            from rich.markup import escape
+
+            _stderr_console().print(f"[yellow]warning:[/] {escape(str(message))}")
+
+        # our warnings (a cache that cannot be written, a suspicious tokenizer file) as one line for people
+        warnings.showwarning = show
+        return super().invoke(ctx)
+
+
+class _AlignCommand(click.Command):
+    """The default command: its usage line names no subcommand, since none is typed."""
+
+    def format_usage(self, ctx, formatter):
+        formatter.write(f"Usage: {ctx.parent.command_path if ctx.parent else 'ctkd-inspect'} TEACHER STUDENT "
+                        "[TEXT] [OPTIONS]\n")
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -150,7 +182,7 @@ def _read_text(text: str | None, file: str | None) -> str:
     raise click.UsageError("no text: pass TEXT, --file PATH, or pipe text on stdin")
 
 
-@main.command("align", hidden=True)
+@main.command("align", cls=_AlignCommand, hidden=True)
 @click.argument("teacher")
 @click.argument("student")
 @click.argument("text", required=False)
@@ -169,6 +201,9 @@ def _read_text(text: str | None, file: str | None) -> str:
 @click.option("--band-beta", type=float, default=None, help="softdtw: band entropy factor β (default 2.0).")
 @click.option("--band-alpha", type=float, default=None, help="softdtw: band centre mix α (default 0.7).")
 @click.option("--band-penalty", type=float, default=None, help="softdtw: penalty λ outside the band (default 1.0).")
+@click.option("--vocab-mapping", type=click.Path(dir_okay=False), metavar="FILE",
+              help="mined/cdm: a vocabulary mapping from `ctkd-inspect vocab --out` (.json/.npz/.parquet); the "
+                   "one-hot fallback rate then follows DSKD's rule (SeDi's Table 1) and Top-1 converts through it.")
 @click.option("--fit-texts", type=click.IntRange(min=0), default=0, show_default=True,
               help="softdtw: also fit the teacher→student map on this many texts of the offline corpus.")
 @click.option("--json", "as_json", is_flag=True, help="Print the alignment as JSON (schema in the README).")
@@ -180,7 +215,7 @@ def _read_text(text: str | None, file: str | None) -> str:
               help="Cache folder (default: $CTKD_INSPECT_CACHE or ~/.cache/ctkd-inspect).")
 @_guard
 def align_command(teacher, student, text, file, engine, mode, teacher_model, student_model, gamma, band_width,
-                  band_beta, band_alpha, band_penalty, fit_texts, as_json, indent, no_special_tokens, max_groups,
+                  band_beta, band_alpha, band_penalty, vocab_mapping, fit_texts, as_json, indent, no_special_tokens, max_groups,
                   cache_dir):
     """Align TEXT as cut by TEACHER and STUDENT and show both tokenizations, the groups and the metrics."""
     from .api import align
@@ -200,6 +235,13 @@ def align_command(teacher, student, text, file, engine, mode, teacher_model, stu
         raise click.UsageError(f"{', '.join(given)} apply to --engine softdtw only")
     if engine in ("span", "softdtw") and mode:
         raise click.UsageError("--mode applies to the DTW engines (--engine mined or cdm)")
+    if engine in ("span", "softdtw") and vocab_mapping:
+        raise click.UsageError("--vocab-mapping applies to the DTW engines (--engine mined or cdm)")
+    mapping = None
+    if vocab_mapping:
+        from .vocab import VocabMapping
+
+        mapping = VocabMapping.load(vocab_mapping)  # before any tokenizer or model is loaded
     if engine == "span" and (teacher_model or student_model):
         raise click.UsageError("the span engine uses no model; --teacher-model/--student-model apply to "
                                "mined, cdm and softdtw")
@@ -216,6 +258,14 @@ def align_command(teacher, student, text, file, engine, mode, teacher_model, stu
     options = {}
     if engine in ("mined", "cdm"):
         options["mode"] = mode or "canonical"
+        if mapping is not None:
+            # a Vocabulary spans ids 0 … largest id (see ctkd_inspect.vocab.vocabulary)
+            sizes = tuple(max(tok.get_vocab().values()) + 1 for tok in (teacher_tok, student_tok))
+            if (len(mapping.teacher_to_student), len(mapping.student_to_teacher)) != sizes:
+                raise InputError(f"{vocab_mapping} maps {mapping.teacher} ({len(mapping.teacher_to_student):,} ids) "
+                                 f"to {mapping.student} ({len(mapping.student_to_teacher):,} ids), not these "
+                                 f"tokenizers ({sizes[0]:,} and {sizes[1]:,} ids)")
+            options["vocab_mapping"] = mapping
     if engine == "softdtw":
         options.update({k: v for k, v in softdtw_options.items() if v is not None})
         if fit_texts:

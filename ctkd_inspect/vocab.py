@@ -8,7 +8,8 @@ Three mappings, as CTKD methods use them:
   and ``##ing`` → ``b"ing"``. Comparing these bytes is tokenkit's "byteification": naive string matching would
   miss every byte-level token spelled in the ``Ġ`` alphabet.
 - **mined** — MinED (FuseLLM): for every source token the target token at minimum Levenshtein distance, ties to
-  the lowest id; exact matches first. ``mode="canonical"`` compares canonical strings (bytes, one character
+  the lowest id (canonical mode: regular pieces before SentencePiece byte-fallback ``<0xNN>`` pieces, which share
+  their canonical bytes with the piece a text really gets); exact matches first. ``mode="canonical"`` compares canonical strings (bytes, one character
   each); ``mode="reference"`` reproduces FuseLLM's ``vocab_mapping.py``: the raw vocabulary string with the
   teacher's marker replaced by the student's, compared with the raw student strings (so byte-level ``Ã¯`` never
   meets SentencePiece ``ï``, which is why canonical is the default). Both directions; cached on disk.
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .text import SPIECE, token_bytes, tokenizer_profile
+from .text import _BYTE_PIECE, SPIECE, token_bytes, tokenizer_profile
 
 UNMAPPED = -1
 
@@ -234,8 +235,13 @@ class VocabMapping:
 
     def save(self, path: str | Path, teacher_vocab: Vocabulary | None = None,
              student_vocab: Vocabulary | None = None) -> Path:
-        """Write the mapping: ``.json`` (arrays included), ``.npz``, or ``.parquet`` (one row per teacher id, with
-        the token strings when the vocabularies are given; needs pyarrow)."""
+        """Write the mapping, both directions, so that :meth:`load` reads it back.
+
+        ``.json`` (arrays included), ``.npz``, or ``.parquet`` (needs pyarrow): one row per source id of each
+        direction — columns ``direction`` (``teacher_to_student`` / ``student_to_teacher``), ``source_id``,
+        ``target_id`` (``-1`` unmapped), ``distance``, and ``source_token`` / ``target_token`` when the
+        vocabularies are given; the kind, mode and names travel in the schema metadata.
+        """
         path = Path(path)
         if path.suffix == ".json":
             path.write_text(json.dumps(self.to_dict(include_arrays=True)), encoding="utf-8")
@@ -251,18 +257,62 @@ class VocabMapping:
                 import pyarrow.parquet as pq
             except ImportError as exc:
                 raise InputError("writing Parquet needs pyarrow: pip install pyarrow (or use .json / .npz)") from exc
-            columns = {"teacher_id": np.arange(len(self.teacher_to_student)),
-                       "student_id": self.teacher_to_student, "distance": self.teacher_distance}
-            if teacher_vocab is not None and student_vocab is not None:
-                columns["teacher_token"] = teacher_vocab.raw
-                columns["student_token"] = [student_vocab.raw[j] if j >= 0 else None
-                                            for j in self.teacher_to_student.tolist()]
-            table = pa.table(columns)
-            table = table.replace_schema_metadata({"ctkd_inspect": json.dumps(self.to_dict())})
+            directions = (("teacher_to_student", self.teacher_to_student, self.teacher_distance, teacher_vocab,
+                           student_vocab),
+                          ("student_to_teacher", self.student_to_teacher, self.student_distance, student_vocab,
+                           teacher_vocab))
+            columns: dict[str, list] = {"direction": [], "source_id": [], "target_id": [], "distance": []}
+            named = teacher_vocab is not None and student_vocab is not None
+            if named:
+                columns.update(source_token=[], target_token=[])
+            for name, targets, distances, source_vocab, target_vocab in directions:
+                columns["direction"] += [name] * len(targets)
+                columns["source_id"] += list(range(len(targets)))
+                columns["target_id"] += targets.tolist()
+                columns["distance"] += distances.tolist()
+                if named:
+                    columns["source_token"] += source_vocab.raw
+                    columns["target_token"] += [target_vocab.raw[j] if j >= 0 else None for j in targets.tolist()]
+            meta = {k: v for k, v in self.to_dict().items() if k != "coverage"}
+            table = pa.table(columns).replace_schema_metadata({"ctkd_inspect": json.dumps(meta)})
             pq.write_table(table, path)
         else:
             raise InputError(f"unsupported mapping file type {path.suffix!r}: use .json, .npz or .parquet")
         return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> VocabMapping:
+        """Read a mapping written by :meth:`save` (``.json``, ``.npz`` or ``.parquet``).
+
+        Raises:
+            InputError: the file is missing, of another type, or not a mapping written by ``save``.
+        """
+        path = Path(path)
+        try:
+            if path.suffix == ".npz":
+                return cls.load_npz(path)
+            if path.suffix == ".json":
+                data = json.loads(path.read_text(encoding="utf-8"))
+                arrays = {k: np.asarray(data[k], dtype=np.int64) for k in
+                          ("teacher_to_student", "teacher_distance", "student_to_teacher", "student_distance")}
+                return cls(data["kind"], data["mode"], data["teacher"], data["student"], **arrays,
+                           info=data.get("info", {}))
+            if path.suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                table = pq.read_table(path)
+                meta = json.loads(table.schema.metadata[b"ctkd_inspect"])
+                direction = np.asarray(table.column("direction").to_pylist())
+                target = np.asarray(table.column("target_id").to_pylist(), dtype=np.int64)
+                distance = np.asarray(table.column("distance").to_pylist(), dtype=np.int64)
+                t2s, s2t = direction == "teacher_to_student", direction == "student_to_teacher"
+                return cls(meta["kind"], meta["mode"], meta["teacher"], meta["student"], target[t2s], distance[t2s],
+                           target[s2t], distance[s2t], meta.get("info", {}))
+        except FileNotFoundError:
+            raise InputError(f"no such mapping file: {path}") from None
+        except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+            raise InputError(f"{path} is not a vocabulary mapping written by ctkd-inspect ({exc})") from None
+        raise InputError(f"unsupported mapping file type {path.suffix!r}: use .json, .npz or .parquet")
 
     @classmethod
     def load_npz(cls, path: str | Path) -> VocabMapping:
@@ -289,28 +339,41 @@ def _mappable(vocab: Vocabulary) -> np.ndarray:
     return ~vocab.special & np.array([bool(t) for t in vocab.raw], dtype=bool)
 
 
+def _preference_order(vocab: Vocabulary, ok: np.ndarray) -> list[int]:
+    """Mappable ids in the order a duplicate string is resolved: pieces first, then SentencePiece byte-fallback
+    pieces (``<0xNN>``: the tokenizer emits them only for bytes no piece covers, so canonically ``<0x33>`` and
+    ``3`` are the same byte but ``3`` is the token a text actually gets), each by increasing id."""
+    ids = np.flatnonzero(ok).tolist()
+    if vocab.scheme != "sentencepiece":
+        return ids
+    is_byte = [bool(_BYTE_PIECE.match(vocab.raw[j])) for j in ids]
+    return [j for j, b in zip(ids, is_byte) if not b] + [j for j, b in zip(ids, is_byte) if b]
+
+
 def exact_mapping(teacher: Vocabulary, student: Vocabulary, mode: str = "canonical") -> VocabMapping:
-    """Ids whose strings are equal (canonical bytes by default); the lowest id wins among duplicates."""
+    """Ids whose strings are equal (canonical bytes by default). Among target ids with the same string a
+    regular piece wins over a byte-fallback piece, then the lowest id (see :func:`_preference_order`)."""
     t_strings, s_strings = _mapping_strings(teacher, student, mode)
     t_ok, s_ok = _mappable(teacher), _mappable(student)
 
-    def direction(source, source_ok, target, target_ok):
+    def direction(source, source_ok, target, target_vocab, target_ok):
         first: dict[str, int] = {}
-        for j in np.flatnonzero(target_ok).tolist():
+        for j in (_preference_order(target_vocab, target_ok) if mode == "canonical"
+                  else np.flatnonzero(target_ok).tolist()):
             first.setdefault(target[j], j)
         out = np.full(len(source), UNMAPPED, dtype=np.int64)
         for i in np.flatnonzero(source_ok).tolist():
             out[i] = first.get(source[i], UNMAPPED)
         return out, np.where(out >= 0, 0, UNMAPPED)
 
-    t2s, t_dist = direction(t_strings, t_ok, s_strings, s_ok)
+    t2s, t_dist = direction(t_strings, t_ok, s_strings, student, s_ok)
     if mode == "reference":
         s_markers = {"byte-level": "Ġ", "sentencepiece": SPIECE}
         s_marker, t_marker = s_markers.get(student.scheme, ""), s_markers.get(teacher.scheme, "")
         back_source = [s.replace(s_marker, t_marker) if s_marker else s for s in student.raw]
-        s2t, s_dist = direction(back_source, s_ok, list(teacher.raw), t_ok)
+        s2t, s_dist = direction(back_source, s_ok, list(teacher.raw), teacher, t_ok)
     else:
-        s2t, s_dist = direction(s_strings, s_ok, t_strings, t_ok)
+        s2t, s_dist = direction(s_strings, s_ok, t_strings, teacher, t_ok)
     return VocabMapping("exact", mode, teacher.name, student.name, t2s, t_dist, s2t, s_dist,
                         {"teacher_mappable": int(t_ok.sum()), "student_mappable": int(s_ok.sum())})
 
@@ -326,7 +389,7 @@ def mined_mapping(teacher: Vocabulary, student: Vocabulary, mode: str = "canonic
     from .sources.cache import cache_root
 
     root = Path(cache_dir).expanduser() if cache_dir else cache_root()
-    key = f"mined-{mode}-{teacher.digest}-{student.digest}"
+    key = f"mined-v2-{mode}-{teacher.digest}-{student.digest}"  # v2: byte-fallback pieces lose ties
     cached = root / "vocab" / f"{key}.npz"
     if cached.exists():
         try:
@@ -341,16 +404,25 @@ def mined_mapping(teacher: Vocabulary, student: Vocabulary, mode: str = "canonic
     def report(direction):
         return (lambda done, total: progress(direction, done, total)) if progress else None
 
-    t2s, t_dist = nearest_by_edit_distance(t_strings, s_strings, skip_source=~t_ok, skip_target=~s_ok,
-                                           workers=workers, progress=report("teacher→student"))
+    if mode == "canonical":
+        # ties go to regular pieces before byte-fallback pieces, then to the lowest id (as the exact mapping)
+        def nearest(source, source_ok, target, target_vocab, target_ok, direction):
+            order = np.asarray(_preference_order(target_vocab, np.ones(len(target), dtype=bool)), dtype=np.int64)
+            index, distance = nearest_by_edit_distance(source, [target[j] for j in order], skip_source=~source_ok,
+                                                       skip_target=~target_ok[order], workers=workers,
+                                                       progress=report(direction))
+            return np.where(index >= 0, order[np.maximum(index, 0)], index), distance
+
+        t2s, t_dist = nearest(t_strings, t_ok, s_strings, student, s_ok, "teacher→student")
+        s2t, s_dist = nearest(s_strings, s_ok, t_strings, teacher, t_ok, "student→teacher")
+    else:
+        t2s, t_dist = nearest_by_edit_distance(t_strings, s_strings, skip_source=~t_ok, skip_target=~s_ok,
+                                               workers=workers, progress=report("teacher→student"))
     if mode == "reference":
         s_markers = {"byte-level": "Ġ", "sentencepiece": SPIECE}
         s_marker, t_marker = s_markers.get(student.scheme, ""), s_markers.get(teacher.scheme, "")
         back = [s.replace(s_marker, t_marker) if s_marker else s for s in student.raw]
         s2t, s_dist = nearest_by_edit_distance(back, list(teacher.raw), skip_source=~s_ok, skip_target=~t_ok,
-                                               workers=workers, progress=report("student→teacher"))
-    else:
-        s2t, s_dist = nearest_by_edit_distance(s_strings, t_strings, skip_source=~s_ok, skip_target=~t_ok,
                                                workers=workers, progress=report("student→teacher"))
     mapping = VocabMapping("mined", mode, teacher.name, student.name, t2s, t_dist, s2t, s_dist,
                            {"teacher_mappable": int(t_ok.sum()), "student_mappable": int(s_ok.sum())})

@@ -114,3 +114,53 @@ def test_tokenizers_and_fetch_commands():
 def test_help_and_version():
     assert "Examples" in run("--help").output
     assert run("--version").output.startswith("ctkd-inspect")
+    usage = CliRunner().invoke(main, ["--help"], prog_name="ctkd-inspect").output.splitlines()[:2]
+    assert usage == ["Usage: ctkd-inspect TEACHER STUDENT [TEXT] [OPTIONS]", "       ctkd-inspect COMMAND [ARGS]..."]
+    out = CliRunner().invoke(main, ["llama3"], prog_name="ctkd-inspect")
+    assert out.exit_code == 2 and "Usage: ctkd-inspect TEACHER STUDENT" in out.output
+
+
+def test_an_unexpected_error_is_a_message_not_a_traceback(monkeypatch):
+    from ctkd_inspect.engines import span
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(span.SpanEngine, "align", broken)
+    out = CliRunner().invoke(main, ["llama3", "gemma2", "hi"])
+    assert out.exit_code == 1 and "unexpected RuntimeError: kernel exploded" in out.output
+    assert "Traceback" not in out.output and "CTKD_INSPECT_DEBUG" in out.output
+
+
+def test_warnings_are_one_line_on_stderr(monkeypatch):
+    import warnings
+
+    from ctkd_inspect import api
+    from ctkd_inspect.sources import cache
+
+    original = api.align
+
+    def warn_then_align(*args, **kwargs):
+        warnings.warn("the cache is read-only", cache.CacheWarning, stacklevel=1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(api, "align", warn_then_align)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    out = CliRunner().invoke(main, ["llama3", "gemma2", "hi", "--json"])
+    assert out.exit_code == 0
+    assert "warning: the cache is read-only" in out.stderr and "CacheWarning" not in out.stderr
+    json.loads(out.stdout)
+
+
+def test_vocab_mapping_option(tmp_path):
+    path = tmp_path / "exact.parquet"
+    assert CliRunner().invoke(main, ["vocab", "llama3", "gemma2", "--exact-only", "--out", str(path)]).exit_code == 0
+    out = run("llama3", "gemma2", TEXT, "--engine", "mined", "--vocab-mapping", str(path), "--json")
+    metrics = json.loads(out.stdout)["metrics"]
+    assert metrics["onehot_fallback_basis"] == "mapping" and 0 < metrics["onehot_fallback_rate"] < 1
+    out = CliRunner().invoke(main, ["gpt2", "gemma2", "x", "--engine", "mined", "--vocab-mapping", str(path)])
+    assert out.exit_code == 2 and "not these tokenizers" in out.output
+    out = CliRunner().invoke(main, ["llama3", "gemma2", "x", "--vocab-mapping", str(path)])
+    assert out.exit_code == 2 and "DTW engines" in out.output
+    out = CliRunner().invoke(main, ["llama3", "gemma2", "x", "-e", "mined", "--vocab-mapping", str(tmp_path / "no.npz")])
+    assert out.exit_code == 2 and "no such mapping file" in out.output

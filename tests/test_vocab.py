@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ctkd_inspect.errors import InputError
 from ctkd_inspect.vocab import (
     VocabMapping,
     Vocabulary,
@@ -132,7 +133,19 @@ def test_reports_and_files(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["teacher_to_student"] == [0, 1, 0]
     assert VocabMapping.load_npz(tmp_path / "m.npz").teacher_to_student.tolist() == [0, 1, 0]
     table = pq.read_table(tmp_path / "m.parquet")
-    assert table.column("student_token").to_pylist() == ["▁hello", "▁word", "▁hello"]
+    assert table.column("direction").to_pylist() == ["teacher_to_student"] * 3 + ["student_to_teacher"] * 2
+    assert table.column("target_token").to_pylist() == ["▁hello", "▁word", "▁hello", "Ġhello", "Ġworld"]
+    # every format reads back whole, both directions
+    for suffix in (".json", ".npz", ".parquet"):
+        loaded = VocabMapping.load(tmp_path / f"m{suffix}")
+        assert loaded.teacher_to_student.tolist() == [0, 1, 0] and loaded.student_to_teacher.tolist() == [0, 1]
+        assert loaded.teacher_distance.tolist() == mapping.teacher_distance.tolist()
+        assert (loaded.kind, loaded.teacher, loaded.student) == ("mined", "t", "s")
+    with pytest.raises(InputError, match="not a vocabulary mapping"):
+        (tmp_path / "bad.json").write_text("{}")
+        VocabMapping.load(tmp_path / "bad.json")
+    with pytest.raises(InputError, match="no such mapping file"):
+        VocabMapping.load(tmp_path / "missing.npz")
 
 
 def test_cdm_dynamic_mapping_by_hand():
@@ -210,3 +223,15 @@ def test_contextual_mapping_modes_on_byte_fragments():
     assert reference["pairs"] == {str(t_frag): s_frag}
     assert canonical["pairs"] == {}
     assert 0 < canonical["metrics"]["static_teacher_coverage"] < 1
+
+
+def test_byte_fallback_pieces_lose_ties_to_regular_pieces(tmp_path):
+    """Canonically SentencePiece's <0x33> and "3" are the same byte, and the byte piece has the lower id; the
+    tokenizer emits "3", so both mappings must pick it (reference mode keeps raw strings and lowest ids)."""
+    teacher = toy("t", ["3", "Ġ", "x"], "byte-level")
+    student = toy("s", ["<0x33>", "<0x20>", "3", "▁", "<0x78>"], "sentencepiece")
+    exact = exact_mapping(teacher, student)
+    assert exact.teacher_to_student.tolist() == [2, 3, 4]  # "x" has only its byte piece: that one is used
+    assert exact.student_to_teacher.tolist() == [0, 1, 0, 1, 2]
+    mined = mined_mapping(teacher, student, cache_dir=tmp_path)
+    assert mined.teacher_to_student.tolist() == [2, 3, 4] and mined.teacher_distance.tolist() == [0, 0, 0]

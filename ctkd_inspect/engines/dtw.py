@@ -215,8 +215,10 @@ def dtw_metrics(teacher: Tokenization, student: Tokenization, result, t_idx, s_i
       the same (mode-normalised) string.
     - ``onehot_fallback_rate`` (MinED, the quantity of SeDi's Table 1): share of student tokens that get a one-hot
       target instead of the teacher's distribution. DSKD's rule when a vocabulary mapping is given (1:1 row and
-      ``tea2stu[teacher id] == student id``), else FuseLLM's hard rule (1:1 row and equal strings);
-      ``onehot_fallback_basis`` says which.
+      ``tea2stu[teacher id] == student id``; DSKD's third condition, a projected row with a finite entry, always
+      holds once the second does: the student id then has a teacher id, whose logit is finite), else FuseLLM's
+      hard rule (1:1 row and equal strings); ``onehot_fallback_basis`` says which. SeDi's Table 1 uses DSKD's
+      rule with the MinED mapping (CLI: ``--vocab-mapping`` with a file from ``ctkd-inspect vocab --out``).
     - ``top1_accuracy`` (SeDi), with both models' signals: over student positions with a next token, the share
       whose 1:1-aligned teacher position's top-1 prediction, converted to the student vocabulary (through the
       mapping, else by exact canonical string), equals the student's next token. Logits at position t predict
