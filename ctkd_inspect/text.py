@@ -274,9 +274,9 @@ class Tokenization:
         ]
 
     def to_dict(self) -> dict:
-        out = {"name": self.name, "scheme": self.scheme, "tokens": self.token_dicts()}
-        if self.clusters:
-            out["byte_clusters"] = [{"first": a, "last": b, "text": t} for a, b, t in self.clusters]
+        # byte_clusters is always present (often empty) so consumers meet one shape
+        out = {"name": self.name, "scheme": self.scheme, "tokens": self.token_dicts(),
+               "byte_clusters": [{"first": a, "last": b, "text": t} for a, b, t in self.clusters]}
         if self.source:
             out["source"] = self.source
         return out

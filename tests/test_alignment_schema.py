@@ -31,6 +31,8 @@ def test_json_has_the_required_shape(result, tok):
         assert [t["token"] for t in tokens] == tok(name).convert_ids_to_tokens([t["id"] for t in tokens])
     assert all(set(g) >= {"teacher", "student"} for g in data["groups"])
     assert "alignment_rate" in data["metrics"]
+    # byte clusters are listed on both sides, empty where the side has none (one shape for consumers)
+    assert [c["text"] for c in data["teacher"]["byte_clusters"]] == [" 🦙"] and data["student"]["byte_clusters"] == []
     assert data["teacher"]["tokens"][0]["token"] == "<|begin_of_text|>"
     assert data["student"]["tokens"][0]["token"] == "<bos>"
 
