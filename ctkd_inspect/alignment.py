@@ -85,6 +85,20 @@ class GroupTable:
         return len(self.teacher_offsets) - 1
 
     @classmethod
+    def from_arrays(cls, teacher_offsets: np.ndarray, teacher_indices: np.ndarray, student_offsets: np.ndarray,
+                    student_indices: np.ndarray) -> GroupTable:
+        """A table from arrays that are already int64 and consistent, without re-checking them.
+
+        For compiled engines whose per-text call is a few microseconds, where the constructor's conversions and
+        checks would cost more than the sweep. The caller guarantees the contract of the class docstring.
+        """
+        table = cls.__new__(cls)
+        table.teacher_offsets, table.teacher_indices = teacher_offsets, teacher_indices
+        table.student_offsets, table.student_indices = student_offsets, student_indices
+        table.columns = {}
+        return table
+
+    @classmethod
     def from_lists(cls, teacher: Sequence[Sequence[int]], student: Sequence[Sequence[int]],
                    columns: dict | None = None) -> GroupTable:
         def pack(lists):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ctkd_inspect import align
+from ctkd_inspect.alignment import GroupTable
 from ctkd_inspect.engines.span import SpanEngine, _components_general, _components_sorted, span_groups
 from ctkd_inspect.errors import EngineError
 
@@ -178,6 +182,160 @@ def test_general_union_find_equals_networkx_on_unsorted_spans(t, s):
     se = ss + np.array([w for _, w in s], dtype=np.int64)
     t_comp, s_comp, _ = _components_general(ts, te, ss, se)
     assert our_partition(t_comp, s_comp) == networkx_partition(ts, te, ss, se)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the whole grouping against a plain-Python statement of the rules, on every path of the kernel
+
+
+def reference_groups(teacher, student):
+    """The span groups by definition, slowly: components of the overlap graph of the non-special, non-empty
+    tokens; an empty token joins the unit of the nearest non-empty tokens before and after it on its side when
+    they share one, else stands alone; units ordered by (start, end, first member, teachers before students)."""
+    sides = {"t": teacher, "s": student}
+    parent: dict = {}
+
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    def wide(x, k):
+        return not x.special[k] and x.ends[k] > x.starts[k]
+
+    for side, x in sides.items():
+        parent.update({(side, k): (side, k) for k in range(len(x.starts)) if wide(x, k)})
+    for i in range(len(teacher.starts)):
+        for j in range(len(student.starts)):
+            if wide(teacher, i) and wide(student, j) and teacher.starts[i] < student.ends[j] \
+                    and student.starts[j] < teacher.ends[i]:
+                parent[find(("t", i))] = find(("s", j))
+    unit = {}
+    for side, x in sides.items():
+        size = len(x.starts)
+        for k in range(size):
+            if x.special[k]:
+                continue
+            if wide(x, k):
+                unit[(side, k)] = find((side, k))
+                continue
+            before = [find((side, q)) for q in range(k - 1, -1, -1) if wide(x, q)][:1]
+            after = [find((side, q)) for q in range(k + 1, size) if wide(x, q)][:1]
+            unit[(side, k)] = before[0] if before and before == after else (side, k)
+    members: dict = {}
+    for (side, k), u in unit.items():
+        members.setdefault(u, []).append((side, k))
+    n = len(teacher.starts)
+
+    def key(u):
+        spans = [(int(sides[side].starts[k]), int(sides[side].ends[k])) for side, k in members[u]]
+        first = min(k if side == "t" else n + k for side, k in members[u])
+        return min(a for a, _ in spans), max(b for _, b in spans), first
+
+    return [(sorted(k for side, k in members[u] if side == "t"), sorted(k for side, k in members[u] if side == "s"))
+            for u in sorted(members, key=key)]
+
+
+def table_groups(table):
+    return [(table.teacher(g).tolist(), table.student(g).tolist()) for g in range(len(table))]
+
+
+@st.composite
+def token_spans(draw, length):
+    """One side's spans: sorted as tokenizers make them (then the one-pass path runs), with empty or reversed
+    tokens added (sorted path with unit keys), or in any order (union-find); special tokens anywhere. No end is
+    negative (an offset never is)."""
+    kind = draw(st.sampled_from(["sorted", "sorted", "with-empty", "any"]))
+    if kind == "any":
+        spans = draw(st.lists(st.tuples(st.integers(0, length), st.integers(-1, 5)).map(
+            lambda p: (p[0], max(0, p[0] + p[1]))), max_size=16))
+    else:
+        spans = draw(sorted_spans(length))
+        if kind == "with-empty":
+            for _ in range(draw(st.integers(1, 3))):
+                at = draw(st.integers(0, len(spans)))
+                position = draw(st.integers(0, length))
+                spans.insert(at, (position, max(0, position - draw(st.integers(0, 1)))))
+    special = draw(st.lists(st.sampled_from([False] * 6 + [True]), min_size=len(spans), max_size=len(spans)))
+    return spans, special
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_groups_equal_the_rules_on_every_path(data):
+    from ctkd_inspect.engines._span_kernel import span_groups_many
+
+    pairs = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        length = data.draw(st.integers(1, 30))
+        text = "x" * length
+        (t, t_special), (s, s_special) = data.draw(token_spans(length)), data.draw(token_spans(length))
+        teacher = from_spans("t", text, t, special=t_special)
+        student = from_spans("s", text, s, special=s_special)
+        table = span_groups(teacher, student)
+        assert table_groups(table) == reference_groups(teacher, student)
+        assert table.teacher_indices.dtype == table.student_offsets.dtype == np.int64
+        pairs.append((teacher, student, table))
+    # corpus mode, on the same pairs concatenated, gives the same tables
+    cat = {field: [np.concatenate([getattr(p[side], field) for p in pairs]) for side in (0, 1)]
+           for field in ("starts", "ends", "special")}
+    bounds = [np.cumsum([0] + [len(p[side].starts) for p in pairs]) for side in (0, 1)]
+    t_off, t_idx, s_off, s_idx, off_at, t_at, s_at = span_groups_many(
+        cat["starts"][0], cat["ends"][0], cat["special"][0], bounds[0],
+        cat["starts"][1], cat["ends"][1], cat["special"][1], bounds[1])
+    for i, (_, _, table) in enumerate(pairs):
+        assert np.array_equal(t_off[off_at[i]:off_at[i + 1]], table.teacher_offsets)
+        assert np.array_equal(s_off[off_at[i]:off_at[i + 1]], table.student_offsets)
+        assert np.array_equal(t_idx[t_at[i]:t_at[i + 1]], table.teacher_indices)
+        assert np.array_equal(s_idx[s_at[i]:s_at[i + 1]], table.student_indices)
+
+
+def test_span_groups_builds_the_same_table_as_the_constructor():
+    """span_groups builds its table with GroupTable.from_arrays (no re-checking: the constructor costs more than
+    the sweep); the result must be the table the checking constructor builds from the same arrays."""
+    teacher = from_pieces("t", ["A", " group", " of", " cats"])
+    student = from_pieces("s", ["A", " gr", "oup", " of cats"])
+    fast = span_groups(teacher, student)
+    slow = GroupTable(fast.teacher_offsets, fast.teacher_indices, fast.student_offsets, fast.student_indices)
+    assert type(fast) is GroupTable
+    for slot in GroupTable.__slots__:
+        a, b = getattr(fast, slot), getattr(slow, slot)
+        if slot == "columns":
+            assert a == b == {}
+        else:
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+CACHE_PROBE = """
+import json, numpy as np
+from ctkd_inspect.engines import span, _span_kernel as kernel
+from ctkd_inspect.text import Tokenization
+
+def tokens(spans):
+    n = len(spans)
+    return Tokenization(name="x", text="abcdef", ids=np.arange(n), tokens=["?"] * n,
+                        starts=np.array([a for a, _ in spans], dtype=np.int64),
+                        ends=np.array([b for _, b in spans], dtype=np.int64), special=np.zeros(n, dtype=bool))
+
+t, s = tokens([(0, 2), (2, 6)]), tokens([(0, 3), (3, 6)])
+span.span_groups(t, s)
+kernel.span_groups_many(t.starts, t.ends, t.special, np.array([0, 2]), s.starts, s.ends, s.special, np.array([0, 2]))
+stats = {name: getattr(kernel, name).stats for name in ("span_groups_arrays", "span_groups_many")}
+print(json.dumps({name: [sum(st.cache_hits.values()), sum(st.cache_misses.values())] for name, st in stats.items()}))
+"""
+
+
+def test_a_second_process_loads_the_kernel_from_numbas_cache():
+    """The kernel is compiled once and then loaded from disk: a second process has cache hits and no misses
+    (kernels defined in a closure missed, and recompiled for seconds, in every process)."""
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "0"}
+    runs = [subprocess.run([sys.executable, "-c", CACHE_PROBE], capture_output=True, text=True, env=env, timeout=600)
+            for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    second = json.loads(runs[1].stdout.strip().splitlines()[-1])
+    for name, (hits, misses) in second.items():
+        assert hits >= 1 and misses == 0, f"{name}: {hits} cache hits, {misses} misses in the second process"
 
 
 # --------------------------------------------------------------------------------------------------------------
