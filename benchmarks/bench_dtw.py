@@ -147,8 +147,8 @@ def main() -> None:
         forward = time.perf_counter() - start
         start = time.perf_counter()
         # once per tokenizer pair, not per inspection: decoded vocabularies and the static exact mapping
-        t_vocab, _ = _vocab_tables(gemma3, "gemma3", "canonical")
-        s_vocab, _ = _vocab_tables(smollm2, "smollm2", "canonical")
+        t_vocab, _, _ = _vocab_tables(gemma3, "gemma3", "canonical")
+        s_vocab, _, _ = _vocab_tables(smollm2, "smollm2", "canonical")
         _static_mapping(t_vocab, s_vocab, gemma3, smollm2, "canonical")
         setup = time.perf_counter() - start
         engine = CdmEngine()

@@ -235,3 +235,34 @@ def test_byte_fallback_pieces_lose_ties_to_regular_pieces(tmp_path):
     assert exact.student_to_teacher.tolist() == [0, 1, 0, 1, 2]
     mined = mined_mapping(teacher, student, cache_dir=tmp_path)
     assert mined.teacher_to_student.tolist() == [2, 3, 4] and mined.teacher_distance.tolist() == [0, 0, 0]
+
+
+def test_compiled_dynamic_mapping_equals_the_python_path():
+    """The one-pass compiled mapping (CodedStrings) gives exactly the Python path's pairs, order and counts: random
+    vocabularies with empty strings, lone surrogates (distinct byte fragments) and repeated strings, random
+    top-K rows with -1 slots and ids beyond the vocabulary, random static mappings."""
+    from ctkd_inspect.vocab import CodedStrings
+
+    rng = np.random.default_rng(5)
+    alphabet = ["a", "b", "c", "é", "\udcf0", "\udc99", "🦙", ""]
+    for trial in range(40):
+        def vocab(size):
+            return ["".join(rng.choice(alphabet, size=int(rng.integers(0, 5)))) for _ in range(size)]
+
+        teacher, student = vocab(int(rng.integers(5, 40))), vocab(int(rng.integers(5, 40)))
+        rows, k = int(rng.integers(0, 12)), int(rng.integers(1, 8))
+        t_topk = rng.integers(-1, len(teacher) + 3, size=(rows, k))
+        s_topk = rng.integers(-1, len(student) + 3, size=(rows, k))
+        static_t2s = np.where(rng.random(len(teacher)) < 0.3, rng.integers(0, len(student), len(teacher)), -1)
+        static_s2t = np.where(rng.random(len(student)) < 0.3, rng.integers(0, len(teacher), len(student)), -1)
+        threshold = float(rng.choice([0.3, 0.5, 0.0, 1.0]))
+        # the Python path needs -1 for ids without a string, as contextual_mapping gives it
+        t_py = np.where(t_topk < len(teacher), t_topk, -1)
+        s_py = np.where(s_topk < len(student), s_topk, -1)
+        expected = cdm_dynamic_mapping(t_py, s_py, teacher, student, static_t2s, static_s2t, threshold,
+                                       spaces_removed=True)
+        compiled = cdm_dynamic_mapping(t_topk, s_topk, teacher, student, static_t2s, static_s2t, threshold,
+                                       spaces_removed=True, teacher_coded=CodedStrings.from_strings(teacher),
+                                       student_coded=CodedStrings.from_strings(student))
+        assert compiled == expected, trial
+        assert list(compiled["teacher_to_student"]) == list(expected["teacher_to_student"])  # acceptance order

@@ -285,27 +285,29 @@ _VOCAB_CACHE: dict[tuple[int, str, str], object] = {}
 
 
 def _vocab_tables(tokenizer, name: str, mode: str = "reference"):
-    """(Vocabulary, decoded strings without spaces) of a tokenizer, built once per tokenizer object and mode.
+    """(Vocabulary, decoded strings without spaces, the same as CodedStrings) of a tokenizer, built once per
+    tokenizer object and mode.
 
     ``reference`` decodes as CDM does (byte fragments become U+FFFD); ``canonical`` keeps each undecodable byte
     distinct (see :func:`ctkd_inspect.vocab.decoded_vocabulary`).
     """
-    from ..vocab import decoded_vocabulary, vocabulary
+    from ..vocab import CodedStrings, decoded_vocabulary, vocabulary
 
     key = (id(tokenizer), name, mode)
     if key not in _VOCAB_CACHE:
         vocab = vocabulary(tokenizer, name)
         decoded = decoded_vocabulary(vocab, remove_spaces=True, distinct_bytes=mode == "canonical")
         # the tokenizer is kept in the entry so its id cannot be reused by another object
-        _VOCAB_CACHE[key] = (vocab, decoded, tokenizer)
-    return _VOCAB_CACHE[key][:2]
+        _VOCAB_CACHE[key] = (vocab, decoded, CodedStrings.from_strings(decoded), tokenizer)
+    return _VOCAB_CACHE[key][:3]
 
 
-_STATIC_CACHE: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
+_STATIC_CACHE: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, float]] = {}
 
 
 def _static_mapping(t_vocab, s_vocab, teacher_tokenizer, student_tokenizer, mode: str):
-    """The static part of the dynamic mapping: (teacher→student, student→teacher), ``-1`` unmapped.
+    """The static part of the dynamic mapping: (teacher→student, student→teacher, share of the teacher's
+    mappable tokens it maps), ``-1`` unmapped; built once per vocabulary pair and mode.
 
     ``canonical``: the exact mapping over canonical bytes. ``reference``: CDM's author script (``"▁"`` stripped
     from the raw strings of the base vocabularies, see :func:`ctkd_inspect.vocab.cdm_reference_exact_mapping`).
@@ -316,11 +318,15 @@ def _static_mapping(t_vocab, s_vocab, teacher_tokenizer, student_tokenizer, mode
     if key not in _STATIC_CACHE:
         if mode == "canonical":
             mapping = exact_mapping(t_vocab, s_vocab)
-            _STATIC_CACHE[key] = (mapping.teacher_to_student, mapping.student_to_teacher)
+            t2s, s2t = mapping.teacher_to_student, mapping.student_to_teacher
         else:
             t_base = min(int(getattr(teacher_tokenizer, "vocab_size", len(t_vocab))), len(t_vocab))
             s_base = min(int(getattr(student_tokenizer, "vocab_size", len(s_vocab))), len(s_vocab))
-            _STATIC_CACHE[key] = cdm_reference_exact_mapping(t_vocab.raw[:t_base], s_vocab.raw[:s_base])
+            t2s, s2t = cdm_reference_exact_mapping(t_vocab.raw[:t_base], s_vocab.raw[:s_base])
+        mappable = ~t_vocab.special & np.array([bool(t) for t in t_vocab.raw], dtype=bool)
+        limit = min(len(t2s), len(mappable))
+        coverage = int((t2s[:limit] >= 0)[mappable[:limit]].sum()) / max(int(mappable.sum()), 1)
+        _STATIC_CACHE[key] = (t2s, s2t, coverage)
     return _STATIC_CACHE[key]
 
 
@@ -340,9 +346,10 @@ def contextual_mapping(groups: list[dict], teacher_signals, student_signals, tea
     """
     from ..vocab import cdm_dynamic_mapping
 
-    t_vocab, t_decoded = _vocab_tables(teacher_tokenizer, teacher_name, mode)
-    s_vocab, s_decoded = _vocab_tables(student_tokenizer, student_name, mode)
-    static_t2s, static_s2t = _static_mapping(t_vocab, s_vocab, teacher_tokenizer, student_tokenizer, mode)
+    t_vocab, t_decoded, t_coded = _vocab_tables(teacher_tokenizer, teacher_name, mode)
+    s_vocab, s_decoded, s_coded = _vocab_tables(student_tokenizer, student_name, mode)
+    static_t2s, static_s2t, static_coverage = _static_mapping(t_vocab, s_vocab, teacher_tokenizer,
+                                                              student_tokenizer, mode)
     rows = [(g["teacher"][-1], g["student"][-1]) for g in groups if g["teacher"] and g["student"]]
     t_rows = np.asarray(teacher_signals.topk_ids)[[r[0] for r in rows]] if rows else np.zeros((0, 1), np.int64)
     s_rows = np.asarray(student_signals.topk_ids)[[r[1] for r in rows]] if rows else np.zeros((0, 1), np.int64)
@@ -350,13 +357,10 @@ def contextual_mapping(groups: list[dict], teacher_signals, student_signals, tea
     t_rows = np.where(t_rows[:, :k] < len(t_decoded), t_rows[:, :k], -1)
     s_rows = np.where(s_rows[:, :k] < len(s_decoded), s_rows[:, :k], -1)
     out = cdm_dynamic_mapping(t_rows, s_rows, t_decoded, s_decoded, static_t2s, static_s2t, threshold,
-                              spaces_removed=True)
-    mappable = ~t_vocab.special & np.array([bool(t) for t in t_vocab.raw], dtype=bool)
-    limit = min(len(static_t2s), len(mappable))
-    covered = int((static_t2s[:limit] >= 0)[mappable[:limit]].sum())
+                              spaces_removed=True, teacher_coded=t_coded, student_coded=s_coded)
     return {"pairs": {str(a): b for a, b in out["teacher_to_student"].items()},
             "metrics": {"topk_mapping_coverage": out["topk_coverage"],
-                        "static_teacher_coverage": covered / max(int(mappable.sum()), 1),
+                        "static_teacher_coverage": static_coverage,
                         "dynamic_pairs": len(out["teacher_to_student"])}}
 
 
