@@ -215,8 +215,8 @@ def _read_text(text: str | None, file: str | None) -> str:
               help="Cache folder (default: $CTKD_INSPECT_CACHE or ~/.cache/ctkd-inspect).")
 @_guard
 def align_command(teacher, student, text, file, engine, mode, teacher_model, student_model, gamma, band_width,
-                  band_beta, band_alpha, band_penalty, vocab_mapping, fit_texts, as_json, indent, no_special_tokens, max_groups,
-                  cache_dir):
+                  band_beta, band_alpha, band_penalty, vocab_mapping, fit_texts, as_json, indent, no_special_tokens,
+                  max_groups, cache_dir):
     """Align TEXT as cut by TEACHER and STUDENT and show both tokenizations, the groups and the metrics."""
     from .api import align
     from .engines import engine_names, get_engine

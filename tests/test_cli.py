@@ -162,5 +162,6 @@ def test_vocab_mapping_option(tmp_path):
     assert out.exit_code == 2 and "not these tokenizers" in out.output
     out = CliRunner().invoke(main, ["llama3", "gemma2", "x", "--vocab-mapping", str(path)])
     assert out.exit_code == 2 and "DTW engines" in out.output
-    out = CliRunner().invoke(main, ["llama3", "gemma2", "x", "-e", "mined", "--vocab-mapping", str(tmp_path / "no.npz")])
+    missing = str(tmp_path / "no.npz")
+    out = CliRunner().invoke(main, ["llama3", "gemma2", "x", "-e", "mined", "--vocab-mapping", missing])
     assert out.exit_code == 2 and "no such mapping file" in out.output

@@ -354,7 +354,8 @@ def soft_dtw_from_cost(C: torch.Tensor, gamma: float = 1.0, lengths=None, penalt
 
     Raises:
         ValueError: gamma ≤ 0 (or not finite); an empty dimension; lengths out of range or of the wrong size;
-            a penalty of the wrong shape; NaN or infinite costs inside the pairs' lengths; a dtype other than float32/float64; an unknown or unavailable back-end.
+            a penalty of the wrong shape; NaN or infinite costs inside the pairs' lengths; a dtype other than
+            float32/float64; an unknown or unavailable back-end.
         TypeError: ``C`` is not a tensor.
     """
     gamma = _check_gamma(gamma)

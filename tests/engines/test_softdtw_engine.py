@@ -62,7 +62,7 @@ def test_auto_ridge_is_chosen_by_leave_one_out_error():
     _, auto = fit_projector(X, Y)
     assert weak["fit_r2"] > 0.99 and weak["loo_r2"] < auto["loo_r2"]
     assert auto["ridge"] > 1e-4
-    projector, info = fit_projector(X, Y, ridge=auto["ridge"])
+    _, info = fit_projector(X, Y, ridge=auto["ridge"])
     press = 0.0
     for i in range(len(X)):
         rest = np.arange(len(X)) != i
