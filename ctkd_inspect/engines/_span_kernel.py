@@ -18,6 +18,23 @@ from numba import njit
 _BIG = np.iinfo(np.int64).max
 
 
+@njit(cache=True, inline="always")
+def advance_range(start, end, ss, se, lo, hi):
+    """Move ``[lo, hi)`` forward to the students overlapping the teacher span ``[start, end)``.
+
+    Student ``j`` overlaps it when ``se[j] > start`` and ``ss[j] < end``; with sorted student spans and teachers
+    visited in order, both ends of that range only move forward, which makes the sweep O(n + m).
+    """
+    m = len(ss)
+    while lo < m and se[lo] <= start:
+        lo += 1
+    if hi < lo:
+        hi = lo
+    while hi < m and ss[hi] < end:
+        hi += 1
+    return lo, hi
+
+
 @njit(cache=True)
 def gather_wide(starts, ends, special, wide_starts, wide_ends, wide_positions):
     """Copy the spans and positions of the non-special, non-empty tokens; return their number, whether they are
@@ -49,18 +66,13 @@ def components_sorted(ts, te, ss, se, t_comp, s_comp):
     # student j overlaps teacher i  <=>  se[j] > ts[i] and ss[j] < te[i]; with both lists sorted these
     # j form a range [lo, hi) whose ends only move forward, so two pointers find every range in one pass.
     # A component's students are one range too; it is labelled as it grows.
-    n, m = len(ts), len(ss)
+    n = len(ts)
     lo = 0
     hi = 0
     reach = 0  # furthest range end so far (the end of the current component's student range); all below labelled
     count = 0
     for i in range(n):
-        while lo < m and se[lo] <= ts[i]:
-            lo += 1
-        if hi < lo:
-            hi = lo
-        while hi < m and ss[hi] < te[i]:
-            hi += 1
+        lo, hi = advance_range(ts[i], te[i], ss, se, lo, hi)
         if lo < hi:
             if count == 0 or lo >= reach:  # no overlap with the previous component's students: a new component
                 count += 1
@@ -282,12 +294,7 @@ def groups_sorted(ts, te, t_pos, ss, se, s_pos, t_off, t_idx, s_off, s_idx):
     s_off[0] = 0
     i = 0
     while i < n:
-        while lo < m and se[lo] <= ts[i]:
-            lo += 1
-        if hi < lo:
-            hi = lo
-        while hi < m and ss[hi] < te[i]:
-            hi += 1
+        lo, hi = advance_range(ts[i], te[i], ss, se, lo, hi)
         for j in range(done, lo):  # students that overlap no teacher: singletons
             s_idx[ns] = s_pos[j]
             ns += 1
@@ -301,12 +308,7 @@ def groups_sorted(ts, te, t_pos, ss, se, s_pos, t_off, t_idx, s_off, s_idx):
         reach = hi
         if lo < hi:  # a component: the following teachers whose ranges start before its students end
             while i < n:
-                while lo < m and se[lo] <= ts[i]:
-                    lo += 1
-                if hi < lo:
-                    hi = lo
-                while hi < m and ss[hi] < te[i]:
-                    hi += 1
+                lo, hi = advance_range(ts[i], te[i], ss, se, lo, hi)
                 if lo >= hi or lo >= reach:
                     break
                 t_idx[nt] = t_pos[i]
