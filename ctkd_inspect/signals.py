@@ -158,12 +158,21 @@ MATCH_SHARE = 0.99
 CHUNK = 256
 
 
+_TOKENIZER_TOKENS: dict[int, tuple[object, list[str]]] = {}
+_CHECKED: set[tuple[str, int]] = set()
+
+
 def _tokenizer_tokens(tokenizer) -> list[str]:
-    vocab = tokenizer.get_vocab()
-    tokens = [""] * (max(vocab.values()) + 1)
-    for token, index in vocab.items():
-        tokens[index] = token
-    return tokens
+    """The id → token list of a tokenizer, built once per tokenizer object (the checks and the signals use it)."""
+    entry = _TOKENIZER_TOKENS.get(id(tokenizer))
+    if entry is None or entry[0] is not tokenizer:
+        vocab = tokenizer.get_vocab()
+        tokens = [""] * (max(vocab.values()) + 1)
+        for token, index in vocab.items():
+            tokens[index] = token
+        # the tokenizer is kept in the entry so that its id cannot be reused by another object
+        entry = _TOKENIZER_TOKENS[id(tokenizer)] = (tokenizer, tokens)
+    return entry[1]
 
 
 def _model_vocabulary(source: ModelSource) -> list[str] | None:
@@ -200,7 +209,7 @@ def _check_own_vocabulary(source: ModelSource, vocab_tokens: list[str] | None) -
         ModelError: the tokenizer and the model's own vocabulary disagree.
     """
     own = _model_vocabulary(source) if vocab_tokens is not None else None
-    if own is None:
+    if own is None or (source.key, id(vocab_tokens)) in _CHECKED:
         return
     common = min(len(own), len(vocab_tokens))
     differing = [i for i in range(common) if own[i] != vocab_tokens[i]]
@@ -212,6 +221,7 @@ def _check_own_vocabulary(source: ModelSource, vocab_tokens: list[str] | None) -
             f"model {source.name!r} does not belong to this tokenizer: {len(differing) + missing:,} of its "
             f"{len(vocab_tokens):,} ids name other tokens in the model's own vocabulary (e.g. id {example}: "
             f"tokenizer {vocab_tokens[example]!r}, model {theirs!r}); pass the model trained with this tokenizer")
+    _CHECKED.add((source.key, id(vocab_tokens)))  # the list lives in _TOKENIZER_TOKENS, so its id stays its own
 
 
 def _check_model_fits(model, source: ModelSource, ids: np.ndarray, vocab_tokens: list[str] | None) -> None:
