@@ -357,7 +357,6 @@ def _forward(model, source: ModelSource, ids: np.ndarray, top_k: int, vocab_toke
             else:  # the head does more than we reproduce: take the model's own logits for every position
                 full = model(input_ids=tensor).logits[0].float()
                 logits_at = full.__getitem__
-        k = None
         entropies, top_ids, top_probs = [], [], []
         for start in range(0, len(ids), CHUNK):
             log_probs = torch.log_softmax(logits_at(slice(start, start + CHUNK)), dim=-1)
