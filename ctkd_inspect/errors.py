@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     RUNTIME = 1
     USAGE = 2
     UNRESOLVED = 3  # a tokenizer or model could not be resolved or loaded
+    DIFFERENT = 4  # `diff --check`: the two alignments differ (like `git diff --exit-code`)
+    FINDINGS = 5  # `check --strict`: at least one error-level finding
     INTERRUPTED = 130
 
 
@@ -67,6 +69,24 @@ class ModelError(CtkdError):
     """A model could not be loaded or does not fit its tokenizer."""
 
     exit_code = ExitCode.UNRESOLVED
+
+
+class OutputError(CtkdError):
+    """An output file cannot be written where asked (missing or read-only folder, unknown extension, an existing
+    file without ``--overwrite``). Raised before any computation starts."""
+
+    exit_code = ExitCode.USAGE
+
+
+class MissingExtraError(CtkdError, ImportError):
+    """An optional dependency (an "extra") that the requested feature needs is not installed."""
+
+    exit_code = ExitCode.RUNTIME
+
+    def __init__(self, message: str, extra: str = "", modules: list[str] | None = None):
+        super().__init__(message)
+        self.extra = extra
+        self.modules = list(modules or [])
 
 
 def exit_code_for(exc: BaseException) -> int:
