@@ -28,6 +28,8 @@ _EXPORTS = {
     "Tokenization": "ctkd_inspect.text",
     "tokenize": "ctkd_inspect.text",
     "compute_metrics": "ctkd_inspect.metrics",
+    "diff": "ctkd_inspect.diffs",
+    "AlignmentDiff": "ctkd_inspect.diffs",
     "soft_dtw": "ctkd_inspect.batch.softdtw",
     "soft_dtw_divergence": "ctkd_inspect.batch.softdtw",
     "soft_dtw_from_cost": "ctkd_inspect.batch.softdtw",

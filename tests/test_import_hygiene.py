@@ -10,7 +10,7 @@ CORE_MODULES = [
     "ctkd_inspect.metrics", "ctkd_inspect.render", "ctkd_inspect.engines", "ctkd_inspect.engines.span",
     "ctkd_inspect.engines.dtw", "ctkd_inspect.engines.dtw_core", "ctkd_inspect.vocab", "ctkd_inspect.engines.softdtw",
     "ctkd_inspect.batch.band", "ctkd_inspect.batch._softdtw_cpu",
-    "ctkd_inspect.columns",
+    "ctkd_inspect.columns", "ctkd_inspect.diffs",
     "ctkd_inspect.failures",
 ]
 FORBIDDEN = ["torch", "textual", "ipywidgets", "click", "rich"]
