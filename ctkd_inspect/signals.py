@@ -17,6 +17,7 @@ position predicts).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -80,9 +81,11 @@ def resolve_model(name: str, *, cache_dir: str | Path | None = None, fetch: bool
     from .errors import FetchError
     from .sources import _HUB_ID, hub_reachable
     from .sources.assets import asset_path
+    from .sources.files import refuse_non_regular
     from .sources.registry import ALIASES, find_alias
 
     path = Path(name).expanduser()
+    refuse_non_regular(path, ModelError, "model")  # before anything opens it: a FIFO would block forever
     if path.is_file() and path.suffix.lower() == ".gguf":
         return ModelSource(name, "gguf", str(path.resolve()))
     if path.is_dir() and (path / "config.json").exists():
@@ -111,6 +114,10 @@ def resolve_model(name: str, *, cache_dir: str | Path | None = None, fetch: bool
 def load_model(source: ModelSource):
     """Load (once per process) a causal LM in float32 on the CPU, in eval mode.
 
+    Reported as a :mod:`ctkd_inspect.progress` stage ("loading the model NAME"; a GGUF's de-quantisation takes up
+    to a minute); the progress bars and advisories transformers would print are routed into that stage or
+    silenced.
+
     Raises:
         ModelError: torch/accelerate missing, or the weights cannot be loaded.
     """
@@ -123,14 +130,18 @@ def load_model(source: ModelSource):
         except ImportError as exc:
             raise ModelError("model signals need torch and accelerate: pip install 'ctkd-inspect[models]' "
                              "(install torch==2.13.0 first for the CPU build)") from exc
+        from .progress import stage
+        from .sources.thirdparty import quiet_transformers
+
         try:
-            if source.kind == "gguf":
-                path = Path(source.location)
-                model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                             dtype=torch.float32)
-            else:
-                model = AutoModelForCausalLM.from_pretrained(source.location, dtype=torch.float32,
-                                                             local_files_only=source.kind != "hub")
+            with stage(f"loading the model {source.name}") as bar, quiet_transformers(bar, gguf=source.kind == "gguf"):
+                if source.kind == "gguf":
+                    path = Path(source.location)
+                    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                                 dtype=torch.float32)
+                else:
+                    model = AutoModelForCausalLM.from_pretrained(source.location, dtype=torch.float32,
+                                                                 local_files_only=source.kind != "hub")
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"could not load model {source.name!r} ({source.location}): {reason[:300]}") from exc
@@ -296,29 +307,59 @@ def compute_signals(model_name: str, ids, *, tokenizer=None, top_k: int = DEFAUL
         return cached if vocab_tokens is None or cached.vocab_tokens == vocab_tokens else replace(
             cached, vocab_tokens=vocab_tokens)
     if use_disk_cache and cache_path.exists():
-        try:
-            with np.load(cache_path, allow_pickle=False) as data:
-                signals = Signals(str(data["model"]), data["ids"], data["entropy"], data["topk_ids"],
-                                  data["topk_probs"], data["input_embeddings"], data["hidden_states"], vocab_tokens)
+        signals = _read_cached_signals(cache_path, ids, vocab_tokens)
+        if signals is not None:
             _MEMORY[cache_path] = signals
             return signals
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is recomputed
     model = load_model(source)
     _check_model_fits(model, source, ids, vocab_tokens)
     signals = _forward(model, source, ids, top_k, vocab_tokens)
     _MEMORY[cache_path] = signals
     if use_disk_cache:
-        try:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_name(cache_path.stem + f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, model=np.array(signals.model), ids=signals.ids, entropy=signals.entropy,
+        _write_cached_signals(cache_path, signals)
+    return signals
+
+
+def _read_cached_signals(path: Path, ids: np.ndarray, vocab_tokens) -> Signals | None:
+    """Signals from the disk cache, or ``None`` when the file is damaged (it is then recomputed and replaced).
+
+    The file is an uncompressed ``.npz`` (a zip archive): reading each array checks its CRC-32, so a damaged byte
+    is detected; the ids stored with the signals must also be the ids asked for.
+    """
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            signals = Signals(str(data["model"]), data["ids"], data["entropy"], data["topk_ids"],
+                              data["topk_probs"], data["input_embeddings"], data["hidden_states"], vocab_tokens)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    if not np.array_equal(signals.ids, ids):
+        return None
+    return signals
+
+
+def _write_cached_signals(path: Path, signals: Signals) -> None:
+    """Keep signals in the disk cache, written to a temporary file and renamed into place. A cache that cannot be
+    written costs the next run a forward pass: the signals computed in memory are still used, and a
+    :class:`~ctkd_inspect.sources.cache.CacheWarning` says why they were not kept."""
+    import warnings
+
+    from .sources.cache import CacheWarning
+
+    tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as stream:
+            np.savez(stream, model=np.array(signals.model), ids=signals.ids, entropy=signals.entropy,
                      topk_ids=signals.topk_ids, topk_probs=signals.topk_probs,
                      input_embeddings=signals.input_embeddings, hidden_states=signals.hidden_states)
-            os.replace(tmp, cache_path)
-        except OSError:
-            pass  # a read-only cache only costs the next run a forward pass
-    return signals
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        warnings.warn(f"the model signals could not be saved in the cache, so they will be computed again next "
+                      f"time: cannot write to {path.parent} ({exc.strerror or exc})", CacheWarning, stacklevel=3)
 
 
 def _final_logits(model, hidden):

