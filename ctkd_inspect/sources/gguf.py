@@ -111,3 +111,46 @@ def read_gguf_metadata(path: str | Path) -> dict:
             finally:
                 cursor.buf.release()
     return metadata
+
+
+def read_gguf_tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """``{tensor name: shape}`` of a GGUF file's tensor directory, read after the metadata header.
+
+    Shapes are in GGUF order (the fastest-varying dimension first), so an embedding matrix ``token_embd.weight``
+    is ``(hidden size, vocabulary rows)``. No tensor data is read. A vocabulary-only GGUF has no tensors (``{}``).
+
+    Raises:
+        GGUFError: not a GGUF file, an unsupported version, or a truncated/corrupt header.
+        OSError: the file cannot be opened.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        size = path.stat().st_size
+        if size < 24:
+            raise GGUFError(f"{path.name}: {size} bytes is too short to be a GGUF file")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            cursor = _Cursor(memoryview(mapped), path)
+            try:
+                if bytes(cursor.buf[:4]) != MAGIC:
+                    raise GGUFError(f"{path.name}: not a GGUF file (magic {bytes(cursor.buf[:4])!r})")
+                cursor.pos = 4
+                (version,) = cursor.unpack("<I")
+                if version not in (2, 3):
+                    raise GGUFError(f"{path.name}: GGUF version {version} is not supported (2 and 3 are)")
+                n_tensors, n_kv = cursor.unpack("<QQ")
+                for _ in range(n_kv):  # skip the metadata (values are parsed and dropped)
+                    cursor.string()
+                    (vtype,) = cursor.unpack("<I")
+                    cursor.value(vtype)
+                shapes = {}
+                for _ in range(n_tensors):
+                    name = cursor.string()
+                    (n_dims,) = cursor.unpack("<I")
+                    if n_dims > 8:
+                        raise GGUFError(f"{path.name}: tensor {name!r} claims {n_dims} dimensions (corrupt header)")
+                    dims = cursor.unpack(f"<{n_dims}Q") if n_dims else ()
+                    cursor.unpack("<IQ")  # type and data offset
+                    shapes[name] = tuple(int(d) for d in dims)
+            finally:
+                cursor.buf.release()
+    return shapes
