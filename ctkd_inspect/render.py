@@ -9,9 +9,13 @@ the same way everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from .alignment import Alignment
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .diffs import AlignmentDiff
 
 #: Number of distinct group colours; neighbouring groups always differ because ids are consecutive.
 PALETTE_SIZE = 6
@@ -51,6 +55,8 @@ class Segment:
         status: ``exact`` (exact 1:1 group), ``aligned`` (any other group with partners), ``unmatched``
             (a group with no partner) or ``special``.
         palette: colour index in ``range(PALETTE_SIZE)`` (``group % PALETTE_SIZE``), -1 for special tokens.
+        disagree: in a diff view (:func:`diff_segments`), the cell's group does not agree with the other
+            alignment; always False in a plain view.
     """
 
     side: str
@@ -61,6 +67,7 @@ class Segment:
     group: int
     status: str
     palette: int
+    disagree: bool = False
 
 
 def segments(alignment: Alignment, side: str) -> list[Segment]:
@@ -112,4 +119,42 @@ def group_rows(alignment: Alignment, limit: int | None = None) -> list[dict]:
         rows.append({"group": g, "shape": group.shape, "teacher": [t.pieces[i] for i in group.teacher],
                      "student": [s.pieces[j] for j in group.student], "start": spans[g][0], "end": spans[g][1],
                      "status": status, **group.extra})
+    return rows
+
+
+def diff_segments(alignment: Alignment, diff: AlignmentDiff, which: str, side: str) -> list[Segment]:
+    """The ribbon of one side of one alignment of a diff, with ``disagree`` set on the cells of every group that
+    does not agree with the other alignment, so every front-end highlights the same groups.
+
+    Args:
+        alignment: the alignment ``which`` names (``diff(a, b)``'s ``a`` or ``b``).
+        diff: the :class:`~ctkd_inspect.diffs.AlignmentDiff` of the two.
+        which: ``"a"`` or ``"b"``.
+        side: ``"teacher"`` or ``"student"``.
+
+    Raises:
+        ValueError: ``which`` or ``side`` is not one of the names above, or the alignment has fewer groups than the
+            diff says (it is not the one ``which`` names).
+    """
+    if which not in ("a", "b"):
+        raise ValueError(f"which must be 'a' or 'b', not {which!r}")
+    expected = diff.groups_a if which == "a" else diff.groups_b
+    if len(alignment.table) != expected:
+        raise ValueError(f"the alignment has {len(alignment.table)} groups, but {which} of the diff has {expected}")
+    flagged = set(diff.disagreeing(which))
+    return [replace(cell, disagree=True) if cell.group in flagged else cell for cell in segments(alignment, side)]
+
+
+def diff_rows(diff: AlignmentDiff, limit: int | None = None) -> list[dict]:
+    """Rows for a table of disagreeing groups, those of ``a`` then those of ``b`` (at most ``limit`` rows):
+    ``which``, ``group``, ``kind``, ``shape``, both sides' readable pieces, the character span and the groups of
+    the other alignment that share a token with it."""
+    rows = []
+    for record in (*diff.disagreeing_a, *diff.disagreeing_b):
+        if limit is not None and len(rows) >= limit:
+            break
+        rows.append({"which": record.which, "group": record.group, "kind": record.kind, "shape": record.shape,
+                     "teacher": [piece for _, piece, _, _ in record.teacher],
+                     "student": [piece for _, piece, _, _ in record.student], "start": record.start,
+                     "end": record.end, "related": list(record.related)})
     return rows

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .alignment import Alignment
-from .render import PALETTE_SIZE, group_rows, segments, visible
+from .render import PALETTE_SIZE, diff_rows, diff_segments, group_rows, segments, visible
 
 # Background colours per palette index: (base, lighter) so neighbouring tokens of one group stay distinguishable.
 _BACKGROUNDS = (("#1f4e79", "#2e6da4"), ("#7a4a00", "#a36300"), ("#1e5e2e", "#2d8a45"), ("#6b2463", "#923188"),
@@ -151,3 +151,101 @@ def render_vocab_report(console: Console, report: dict) -> None:
     if report.get("unmapped_exactly"):
         sample = ", ".join(repr(row["teacher"]) for row in report["unmapped_exactly"])
         console.print(Text(f"teacher tokens with no exact match (sample): {sample}", overflow="fold"))
+
+
+# -- diffs ------------------------------------------------------------------------------------------------------
+
+_AGREEING_STYLE = "#b0b0b0 on #2a2a2a"
+
+
+def diff_ribbon(alignment: Alignment, diff, which: str, side: str, plain: bool = False) -> Text:
+    """One side of one alignment of a diff: groups that do not agree with the other alignment in their group
+    colours, bold and underlined; agreeing groups in grey. ``plain`` marks disagreeing cells ``«…»`` instead."""
+    text = Text(no_wrap=False)
+    previous_group, shade = None, 0
+    for position, segment in enumerate(diff_segments(alignment, diff, which, side)):
+        if plain and position:
+            text.append("|" if segment.group == previous_group and segment.group >= 0 else " ‖ ", style="dim")
+        shade = shade ^ 1 if segment.group == previous_group else 0
+        if segment.status == "special":
+            style = _STATUS_STYLE["special"]
+        elif not segment.disagree:
+            style = _AGREEING_STYLE
+        elif segment.status == "unmatched":
+            style = "bold underline " + _STATUS_STYLE["unmatched"]
+        else:
+            style = f"bold underline white on {_BACKGROUNDS[segment.palette][shade]}"
+        previous_group = segment.group
+        label = visible(segment.text) or "∅"
+        if len(segment.tokens) > 1:
+            label += f"×{len(segment.tokens)}"
+        if plain and segment.disagree:
+            label = f"«{label}»"
+        text.append(label, style=style)
+    return text
+
+
+def diff_table(diff, max_groups: int) -> Table:
+    """The disagreeing groups of both alignments (``a`` first), with their kind and related groups."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column, justify in (("", "left"), ("#", "right"), ("kind", "left"), ("shape", "left"),
+                            ("teacher", "left"), ("student", "left"), ("chars", "right"), ("other side", "left")):
+        table.add_column(column, justify=justify, overflow="fold", style="dim" if column in ("#", "chars") else "")
+    colours = {"split": "yellow", "merge": "cyan", "cross": "red"}
+    for row in diff_rows(diff, limit=max_groups):
+        other = "b" if row["which"] == "a" else "a"
+        table.add_row(row["which"], str(row["group"]), f"[{colours[row['kind']]}]{row['kind']}[/]", row["shape"],
+                      escape(" ".join(f"[{visible(p)}]" for p in row["teacher"])) or "—",
+                      escape(" ".join(f"[{visible(p)}]" for p in row["student"])) or "—",
+                      f"{row['start']}–{row['end']}", f"{other} " + ", ".join(map(str, row["related"])))
+    return table
+
+
+def diff_panel(diff) -> Panel:
+    """Counts and boundary figures of a diff."""
+    verdict = "[bold red]the alignments differ[/]" if diff.differs else "[bold green]the same groups[/]"
+    rows = [
+        ("groups", f"a {diff.groups_a}   b {diff.groups_b}"),
+        ("agree", f"{diff.agree} of a's {diff.groups_a}"),
+        ("split", f"{diff.split}   (a group of a = two or more groups of b)"),
+        ("merge", f"{diff.merge}   (a group of b = two or more groups of a)"),
+        ("cross", f"{diff.cross} in a, {diff.cross_b} in b"),
+        ("boundaries", f"precision {diff.boundary_precision:.3f}   recall {diff.boundary_recall:.3f}   "
+                       f"F1 {diff.boundary_f1:.3f}"),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [verdict] + [f"{label:<{width}}{value}" for label, value in rows]
+    offsets = [side for side, basis in diff.basis.items() if basis == "offset"]
+    if offsets:
+        lines.append(f"[dim]{' and '.join(offsets)} tokens differ: matched by span and bytes, boundaries by "
+                     "character offset[/]")
+    return Panel("\n".join(lines), title="diff", title_align="left", box=box.ROUNDED, expand=False)
+
+
+def render_diff(console: Console, a: Alignment, b: Alignment, diff, max_groups: int = 40) -> None:
+    """Both alignments side by side, one ribbon above the other per side, disagreeing groups highlighted; then
+    the disagreeing groups (first ``max_groups``) and the counts."""
+    plain = console.color_system is None
+    labels = {}
+    for which, alignment in (("a", a), ("b", b)):
+        labels[which] = f"{alignment.engine} · {alignment.teacher.name} → {alignment.student.name}"
+        console.print(Text.assemble((f"{which}  ", "bold"), (labels[which], "")))
+    for side in ("teacher", "student"):
+        console.print()
+        names = {getattr(a, side).name, getattr(b, side).name}
+        console.print(Text.assemble((f"{side} ", "dim"), (" / ".join(sorted(names)), "bold")))
+        for which, alignment in (("a", a), ("b", b)):
+            line = Text(f"{which} ", style="bold")
+            line.append_text(diff_ribbon(alignment, diff, which, side, plain))
+            console.print(line)
+    legend = ("«…» = a group that does not agree with the other alignment" if plain else
+              "bold underlined = a group that does not agree with the other alignment (coloured as in the single "
+              "view) · grey = agreeing groups")
+    console.print(Text(f"legend: {legend} · ␣ space ⏎ newline ⇥ tab", style="dim"))
+    if max_groups and (diff.disagreeing_a or diff.disagreeing_b):
+        console.print()
+        console.print(diff_table(diff, max_groups))
+        hidden = len(diff.disagreeing_a) + len(diff.disagreeing_b) - max_groups
+        if hidden > 0:
+            console.print(Text(f"… {hidden} more disagreeing groups (raise --max-groups, or use --json)", style="dim"))
+    console.print(diff_panel(diff))

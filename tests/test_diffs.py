@@ -367,3 +367,60 @@ def test_vocab_diff_exact_canonical_vs_reference_on_real_tokenizers():
     for row in t2s["examples"]["only_a"]:
         assert canonical.teacher_to_student[row["id"]] == row["a"]["id"] >= 0
         assert reference.teacher_to_student[row["id"]] == -1 and row["token"] == teacher.raw[row["id"]]
+
+
+# -- rendering through the presentation model -------------------------------------------------------------------
+
+
+def test_diff_segments_flag_the_disagreeing_groups_on_both_alignments():
+    from ctkd_inspect.render import diff_rows, diff_segments
+
+    a = aligned(T8, S8, [[0], [1, 2], [3], [4, 5]], [[0, 1], [2], [3, 4], [5]])
+    b = aligned(T8, S8, [[0], [1], [2], [3, 4, 5]], [[0, 1], [], [2], [3, 4, 5]])
+    d = diff(a, b)
+    # a: only A0 agrees (teacher token 0, student tokens 0 and 1)
+    assert [c.disagree for c in diff_segments(a, d, "a", "teacher")] == [False, True, True, True, True, True]
+    assert [c.disagree for c in diff_segments(a, d, "a", "student")] == [False, False, True, True, True, True]
+    assert [(c.group, c.disagree) for c in diff_segments(b, d, "b", "teacher")] == [
+        (0, False), (1, True), (2, True), (3, True), (3, True), (3, True)]
+    # the cells are the plain view's cells, flag aside
+    plain = [c for c in diff_segments(b, d, "b", "student")]
+    from ctkd_inspect.render import segments
+
+    assert [(c.tokens, c.group, c.status, c.palette) for c in plain] == [
+        (c.tokens, c.group, c.status, c.palette) for c in segments(b, "student")]
+    with pytest.raises(ValueError, match="groups"):
+        diff_segments(a, diff(a, aligned(T8, S8, [[0, 1, 2, 3, 4, 5]], [[0, 1, 2, 3, 4, 5]])), "b", "teacher")
+    rows = diff_rows(d)
+    assert [(r["which"], r["group"], r["kind"]) for r in rows] == [
+        ("a", 1, "split"), ("a", 2, "cross"), ("a", 3, "cross"), ("b", 1, "cross"), ("b", 2, "cross"),
+        ("b", 3, "merge")]
+    assert rows[0]["teacher"] == ["c", "d"] and rows[0]["student"] == ["cd"] and rows[0]["related"] == [1, 2]
+    assert len(diff_rows(d, limit=2)) == 2
+
+
+def test_rich_side_by_side_view():
+    from rich.console import Console
+
+    from ctkd_inspect.render import diff_segments
+    from ctkd_inspect.rich_view import _AGREEING_STYLE, diff_ribbon, render_diff
+
+    text = "The café 3.50€"
+    a, b = align("llama3", "gemma2", text), align("llama3", "gemma2", text, engine="mined")
+    d = diff(a, b)
+    console = Console(width=100, color_system=None, record=True)
+    render_diff(console, a, b, d)
+    out = console.export_text()
+    assert "a  span · llama3 → gemma2" in out and "b  mined · llama3 → gemma2" in out
+    assert "«.»" in out and "«50»" in out  # llama3's "50" is one group with gemma2's 5 0 under span only
+    assert f"precision {d.boundary_precision:.3f}" in out and "the alignments differ" in out
+    ribbon = diff_ribbon(a, d, "a", "teacher")
+    flagged = [cell for cell in diff_segments(a, d, "a", "teacher") if cell.disagree]
+    styles = [str(span.style) for span in ribbon.spans]
+    assert sum("underline" in s for s in styles) == len(flagged) > 0
+    assert _AGREEING_STYLE in styles
+    console = Console(width=100, color_system=None, record=True)
+    render_diff(console, a, a, diff(a, a))
+    out = console.export_text()
+    ribbons = [line for line in out.splitlines() if line.startswith(("a <", "b <"))]
+    assert len(ribbons) == 4 and not any("«" in line for line in ribbons) and "the same groups" in out
