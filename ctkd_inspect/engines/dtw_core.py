@@ -7,7 +7,8 @@ ties go diagonal > up (teacher index − 1) > left (student index − 1)), stops
 both ends are forced to align. Series 1 is the teacher, series 2 the student.
 
 The cost matrix comes from one vectorised call (rapidfuzz ``cdist``), the recursion and the backtrace run
-compiled (numba, cached on disk): no Python loop per cell.
+compiled (numba, cached on disk): no Python loop per cell. The DP itself is the batched kernel of
+:mod:`ctkd_inspect.batch.dtw` (here on a batch of one), which the distillation losses call on whole batches.
 """
 
 from __future__ import annotations
@@ -119,70 +120,21 @@ class DTWResult:
         return self._s2t
 
 
-_DTW_KERNEL = None
-
-
-def _kernel():
-    global _DTW_KERNEL
-    if _DTW_KERNEL is None:
-        from numba import njit
-
-        @njit(cache=True)
-        def dtw(cost):
-            n, m = cost.shape
-            acc = np.full((n + 1, m + 1), np.inf)
-            acc[0, 0] = 0.0
-            for i in range(1, n + 1):
-                for j in range(1, m + 1):
-                    best = acc[i - 1, j - 1]
-                    if acc[i - 1, j] < best:
-                        best = acc[i - 1, j]
-                    if acc[i, j - 1] < best:
-                        best = acc[i, j - 1]
-                    acc[i, j] = cost[i - 1, j - 1] + best
-            # backtrace over the accumulated matrix; the first minimum of [diag, up, left] wins
-            path = np.empty((n + m - 1, 2), np.int64)
-            i, j = n - 1, m - 1
-            steps = 0
-            while i > 0 or j > 0:
-                path[steps, 0] = i
-                path[steps, 1] = j
-                steps += 1
-                diag = acc[i, j] if (i > 0 and j > 0) else np.inf
-                up = acc[i, j + 1] if i > 0 else np.inf
-                left = acc[i + 1, j] if j > 0 else np.inf
-                if diag <= up and diag <= left:
-                    i -= 1
-                    j -= 1
-                elif up <= left:
-                    i -= 1
-                else:
-                    j -= 1
-            path[steps, 0] = 0
-            path[steps, 1] = 0
-            steps += 1
-            return path[:steps][::-1].copy(), acc[n, m]
-
-        _DTW_KERNEL = dtw
-    return _DTW_KERNEL
-
-
 def dtw_path(cost: np.ndarray) -> DTWResult:
     """Classic DTW over a cost matrix (teacher rows, student columns); see the module docstring.
 
     Raises:
         ValueError: an empty side, a matrix that is not 2-D, or non-finite costs.
     """
-    cost = np.ascontiguousarray(cost, dtype=np.float64)
+    from ..batch.dtw import dtw_paths
+
+    cost = np.asarray(cost, dtype=np.float64)
     if cost.ndim != 2:
         raise ValueError(f"the cost matrix must be 2-D, got shape {cost.shape}")
     n, m = cost.shape
-    if n == 0 or m == 0:
-        raise ValueError(f"DTW needs at least one token on each side (got {n} teacher, {m} student)")
-    if not np.all(np.isfinite(cost)):
-        raise ValueError("the cost matrix holds NaN or infinite values")
-    path, total = _kernel()(cost)
-    return DTWResult(path, float(total), n, m)
+    # one implementation of the DP serves the engines and the losses: the batched kernel, on a batch of one
+    batch = dtw_paths(cost[None])
+    return DTWResult(batch.path(0).copy(), float(batch.totals[0]), n, m)
 
 
 def path_components(path: np.ndarray) -> list[tuple[list[int], list[int]]]:

@@ -1,0 +1,115 @@
+"""Classic (hard) DTW over a padded batch of cost matrices, compiled (numba). Private: used through
+:mod:`ctkd_inspect.batch.dtw`; importing this module imports numba.
+
+The recursion and backtrace are FuseLLM's ``simpledtw`` conventions (see :mod:`ctkd_inspect.engines.dtw_core`):
+``R[i,j] = C[i,j] + min(R[i−1,j−1], R[i−1,j], R[i,j−1])`` with infinite borders and ``R[0,0] = 0`` in padded
+coordinates; the backtrace starts at the pair's last cell and takes the first minimum of ``[diag, up, left]``, so
+ties go diagonal > up (teacher index − 1) > left (student index − 1); it always ends at (0, 0).
+
+Functions live at module level so numba's on-disk cache serves them to every later process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+#: Batches with fewer DP cells than this (or with one pair) run the serial kernel (a parallel region costs more
+#: than a small problem).
+PARALLEL_MIN_CELLS = 1 << 16
+
+
+@njit(cache=True)
+def _one_pair(cost, b, n, m, paths, steps_out, totals):
+    acc = np.full((n + 1, m + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            best = acc[i - 1, j - 1]
+            if acc[i - 1, j] < best:
+                best = acc[i - 1, j]
+            if acc[i, j - 1] < best:
+                best = acc[i, j - 1]
+            acc[i, j] = cost[b, i - 1, j - 1] + best
+    # backtrace over the accumulated matrix; the first minimum of [diag, up, left] wins
+    i, j = n - 1, m - 1
+    steps = 0
+    while i > 0 or j > 0:
+        paths[b, steps, 0] = i
+        paths[b, steps, 1] = j
+        steps += 1
+        diag = acc[i, j] if (i > 0 and j > 0) else np.inf
+        up = acc[i, j + 1] if i > 0 else np.inf
+        left = acc[i + 1, j] if j > 0 else np.inf
+        if diag <= up and diag <= left:
+            i -= 1
+            j -= 1
+        elif up <= left:
+            i -= 1
+        else:
+            j -= 1
+    paths[b, steps, 0] = 0
+    paths[b, steps, 1] = 0
+    steps += 1
+    # the path was written from the end: reverse it in place
+    for k in range(steps // 2):
+        a0, a1 = paths[b, k, 0], paths[b, k, 1]
+        paths[b, k, 0] = paths[b, steps - 1 - k, 0]
+        paths[b, k, 1] = paths[b, steps - 1 - k, 1]
+        paths[b, steps - 1 - k, 0] = a0
+        paths[b, steps - 1 - k, 1] = a1
+    steps_out[b] = steps
+    totals[b] = acc[n, m]
+
+
+@njit(cache=True)
+def dtw_serial(cost, n_lengths, m_lengths, paths, steps, totals):
+    for b in range(cost.shape[0]):
+        _one_pair(cost, b, n_lengths[b], m_lengths[b], paths, steps, totals)
+
+
+@njit(cache=True, parallel=True)
+def dtw_parallel(cost, n_lengths, m_lengths, paths, steps, totals):
+    for b in prange(cost.shape[0]):
+        _one_pair(cost, b, n_lengths[b], m_lengths[b], paths, steps, totals)
+
+
+@njit(cache=True)
+def path_ranges(paths, steps, n_lengths, m_lengths, t_first, t_last, s_first, s_last):
+    """For every teacher index the first and last student index its path cells pair it with, and the converse
+    (a monotone path pairs each index with a contiguous range); -1 beyond a pair's lengths."""
+    for b in range(paths.shape[0]):
+        for k in range(steps[b]):
+            i = paths[b, k, 0]
+            j = paths[b, k, 1]
+            if t_first[b, i] < 0:
+                t_first[b, i] = j
+            t_last[b, i] = j
+            if s_first[b, j] < 0:
+                s_first[b, j] = i
+            s_last[b, j] = i
+
+
+@njit(cache=True)
+def cdm_group_ranges(t_first, t_last, s_first, s_last, n_lengths, groups, counts):
+    """CDM's groups of every pair: the distinct teacher→student lists in first-seen order. On a monotone path each
+    list is a contiguous student range and equal lists belong to consecutive teachers, so a group is a run of
+    teachers with the same range. ``groups[b, g] = (student first, student last, teacher first, teacher last)``:
+    the teachers are those of the group's students, i.e. ``s_first[first] … s_last[last]``."""
+    for b in range(t_first.shape[0]):
+        g = 0
+        previous_first = -1
+        previous_last = -1
+        for i in range(n_lengths[b]):
+            first = t_first[b, i]
+            last = t_last[b, i]
+            if first == previous_first and last == previous_last:
+                continue
+            groups[b, g, 0] = first
+            groups[b, g, 1] = last
+            groups[b, g, 2] = s_first[b, first]
+            groups[b, g, 3] = s_last[b, last]
+            g += 1
+            previous_first = first
+            previous_last = last
+        counts[b] = g
