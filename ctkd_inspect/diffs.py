@@ -37,7 +37,9 @@ MinED, reference vs canonical, a saved file vs a fresh one), per direction.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -47,7 +49,8 @@ from .alignment import Alignment, shape_of
 from .errors import InputError
 from .text import Tokenization
 
-__all__ = ["AlignmentDiff", "DisagreeingGroup", "VocabMappingDiff", "diff", "same_tokenization", "vocab_diff"]
+__all__ = ["MAPPING_SPECS", "AlignmentDiff", "DisagreeingGroup", "VocabMappingDiff", "diff", "mapping_from_spec",
+           "same_tokenization", "vocab_diff"]
 
 SIDES = ("teacher", "student")
 
@@ -433,3 +436,75 @@ def vocab_diff(a, b, *, teacher_vocab=None, student_vocab=None, limit: int = 10)
         label_a={"kind": a.kind, "mode": a.mode, "teacher": a.teacher, "student": a.student},
         label_b={"kind": b.kind, "mode": b.mode, "teacher": b.teacher, "student": b.student},
         coverage_a=a.coverage(), coverage_b=b.coverage(), directions=directions, differs=any_difference)
+
+
+#: Mapping specs :func:`mapping_from_spec` computes (``kind`` or ``kind:mode``); anything else is a saved file.
+MAPPING_SPECS = ("exact", "mined", "exact:canonical", "mined:canonical", "exact:reference", "mined:reference")
+MAPPING_SUFFIXES = (".json", ".npz", ".parquet")
+
+
+class _DirectionStages:
+    """A ``mined_mapping`` progress callback that reports one :mod:`ctkd_inspect.progress` stage per direction."""
+
+    def __init__(self, stack: ExitStack):
+        self._stack = stack
+        self._direction: str | None = None
+        self._inner: ExitStack | None = None
+        self._bar = None
+
+    def __call__(self, direction: str, done: int, total: int) -> None:
+        from .progress import stage
+
+        if direction != self._direction:
+            if self._inner is not None:
+                self._inner.close()
+            self._inner = self._stack.enter_context(ExitStack())
+            self._bar = self._inner.enter_context(stage(f"MinED vocabulary mapping {direction}", total=total,
+                                                        unit="tokens"))
+            self._direction = direction
+        self._bar.update(completed=done, total=total)
+
+
+def mapping_from_spec(spec: str, teacher_vocab, student_vocab, *, cache_dir: str | os.PathLike | None = None,
+                      option: str = "spec"):
+    """A :class:`~ctkd_inspect.vocab.VocabMapping` of one pair, from a spec.
+
+    Args:
+        spec: ``exact`` or ``mined`` (canonical mode), ``exact:reference`` / ``mined:reference`` (FuseLLM's
+            marker replacement on raw strings), ``exact:canonical`` / ``mined:canonical``, or the path of a mapping
+            saved by ``ctkd-inspect vocab --out`` (``.json``, ``.npz``, ``.parquet``).
+        teacher_vocab, student_vocab: the pair's :class:`~ctkd_inspect.vocab.Vocabulary` objects.
+        cache_dir: where MinED mappings are cached (default: the tool's cache); a cached one is a file read, a new
+            one takes a minute or two and reports progress stages.
+        option: the flag or keyword that gave the spec, for messages (``--a``).
+
+    Raises:
+        InputError: an unknown spec, a file that cannot be read as a mapping, or a saved mapping of other
+            vocabulary sizes than the pair's.
+    """
+    from .vocab import VocabMapping, exact_mapping, mined_mapping
+
+    text = str(spec).strip()
+    if text.lower() in MAPPING_SPECS:
+        kind, _, mode = text.lower().partition(":")
+        mode = mode or "canonical"
+        if kind == "exact":
+            return exact_mapping(teacher_vocab, student_vocab, mode)
+        with ExitStack() as stack:
+            return mined_mapping(teacher_vocab, student_vocab, mode, cache_dir=cache_dir,
+                                 progress=_DirectionStages(stack))
+    if os.path.splitext(text)[1].lower() not in MAPPING_SUFFIXES:
+        raise InputError(f"{option} {spec!r}: not a mapping spec; use one of {', '.join(MAPPING_SPECS)} or a mapping "
+                         f"file saved by `ctkd-inspect vocab --out` ({', '.join(MAPPING_SUFFIXES)})")
+    try:
+        mapping = VocabMapping.load(text)
+    except InputError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    sizes = (len(mapping.teacher_to_student), len(mapping.student_to_teacher))
+    expected = (len(teacher_vocab), len(student_vocab))
+    if sizes != expected:
+        raise InputError(f"{option} {text}: the saved mapping maps {mapping.teacher} ({sizes[0]:,} ids) to "
+                         f"{mapping.student} ({sizes[1]:,} ids), not {teacher_vocab.name} ({expected[0]:,} ids) to "
+                         f"{student_vocab.name} ({expected[1]:,} ids); save a mapping of this pair with "
+                         "`ctkd-inspect vocab TEACHER STUDENT --out FILE`")
+    return mapping

@@ -424,3 +424,47 @@ def test_rich_side_by_side_view():
     out = console.export_text()
     ribbons = [line for line in out.splitlines() if line.startswith(("a <", "b <"))]
     assert len(ribbons) == 4 and not any("«" in line for line in ribbons) and "the same groups" in out
+
+
+def test_mapping_specs_files_and_progress_stages(tmp_path):
+    from ctkd_inspect.diffs import mapping_from_spec
+    from ctkd_inspect.progress import reporting
+
+    teacher = Vocabulary("t", "plain", ["the", "cat", "dogs", ""], ["the", "cat", "dogs", ""], np.zeros(4, bool))
+    student = Vocabulary("s", "plain", ["the", "cats", "dog"], ["the", "cats", "dog"], np.zeros(3, bool))
+    exact = mapping_from_spec("exact", teacher, student)
+    assert exact.kind == "exact" and exact.teacher_to_student.tolist() == [0, -1, -1, -1]
+
+    class Recorder:
+        def __init__(self):
+            self.events = []
+
+        def start(self, stage):
+            self.events.append(("start", stage.name))
+
+        def update(self, stage):
+            pass
+
+        def finish(self, stage):
+            self.events.append(("finish", stage.name, stage.completed, stage.total))
+
+    recorder = Recorder()
+    with reporting(recorder):
+        mined = mapping_from_spec("mined:reference", teacher, student, cache_dir=tmp_path)
+    assert (mined.kind, mined.mode) == ("mined", "reference")
+    assert mined.teacher_to_student.tolist() == [0, 1, 2, -1]  # cat→cats, dogs→dog at distance 1
+    names = [e[1] for e in recorder.events if e[0] == "start"]
+    assert names == ["MinED vocabulary mapping teacher→student", "MinED vocabulary mapping student→teacher"]
+    assert all(e[2] == e[3] == 3 for e in recorder.events if e[0] == "finish")
+    saved = mined.save(tmp_path / "mined.json")
+    again = mapping_from_spec(str(saved), teacher, student, option="--b")
+    assert not vocab_diff(mined, again).differs
+    d = vocab_diff(exact, again, teacher_vocab=teacher, student_vocab=student)
+    assert d.directions["teacher_to_student"]["only_b"] == 2
+    other = Vocabulary("o", "plain", ["x"], ["x"], np.zeros(1, bool))
+    with pytest.raises(InputError, match=r"--b .*maps t \(4 ids\) to s \(3 ids\), not t \(4 ids\) to o \(1 ids\)"):
+        mapping_from_spec(str(saved), teacher, other, option="--b")
+    with pytest.raises(InputError, match="--a 'fuzzy': not a mapping spec"):
+        mapping_from_spec("fuzzy", teacher, student, option="--a")
+    with pytest.raises(InputError, match="--a: no such mapping file"):
+        mapping_from_spec(str(tmp_path / "missing.npz"), teacher, student, option="--a")
