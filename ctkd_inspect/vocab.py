@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import zipfile
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .progress import stage
 from .text import _BYTE_PIECE, SPIECE, token_bytes, tokenizer_profile
 
 UNMAPPED = -1
@@ -243,16 +247,29 @@ class VocabMapping:
         ``target_id`` (``-1`` unmapped), ``distance``, and ``source_token`` / ``target_token`` when the
         vocabularies are given; the kind, mode and names travel in the schema metadata.
         """
+        from .outputs import atomic_path
+
         path = Path(path)
-        if path.suffix == ".json":
+        if path.suffix not in (".json", ".npz", ".parquet"):
+            raise InputError(f"unsupported mapping file type {path.suffix!r}: use .json, .npz or .parquet")
+        # written beside the target and renamed into place: a failed write leaves any previous file intact
+        with atomic_path(path) as temporary:
+            self._write(temporary, path.suffix, teacher_vocab, student_vocab)
+        return path
+
+    def _write(self, path: Path, suffix: str, teacher_vocab: Vocabulary | None,
+               student_vocab: Vocabulary | None) -> None:
+        if suffix == ".json":
             path.write_text(json.dumps(self.to_dict(include_arrays=True)), encoding="utf-8")
-        elif path.suffix == ".npz":
-            np.savez_compressed(path, teacher_to_student=self.teacher_to_student,
-                                teacher_distance=self.teacher_distance, student_to_teacher=self.student_to_teacher,
-                                student_distance=self.student_distance,
-                                meta=np.array(json.dumps({k: v for k, v in self.to_dict().items()
-                                                          if k != "coverage"})))
-        elif path.suffix == ".parquet":
+        elif suffix == ".npz":
+            with open(path, "wb") as stream:  # a file object: numpy would append ".npz" to a temporary name
+                np.savez_compressed(stream, teacher_to_student=self.teacher_to_student,
+                                    teacher_distance=self.teacher_distance,
+                                    student_to_teacher=self.student_to_teacher,
+                                    student_distance=self.student_distance,
+                                    meta=np.array(json.dumps({k: v for k, v in self.to_dict().items()
+                                                              if k != "coverage"})))
+        else:
             try:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
@@ -277,9 +294,6 @@ class VocabMapping:
             meta = {k: v for k, v in self.to_dict().items() if k != "coverage"}
             table = pa.table(columns).replace_schema_metadata({"ctkd_inspect": json.dumps(meta)})
             pq.write_table(table, path)
-        else:
-            raise InputError(f"unsupported mapping file type {path.suffix!r}: use .json, .npz or .parquet")
-        return path
 
     @classmethod
     def load(cls, path: str | Path) -> VocabMapping:
@@ -397,41 +411,67 @@ def mined_mapping(teacher: Vocabulary, student: Vocabulary, mode: str = "canonic
             mapping = VocabMapping.load_npz(cached)
             mapping.teacher, mapping.student = teacher.name, student.name
             return mapping
-        except (OSError, ValueError, KeyError):
-            pass  # damaged cache file: recompute
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # damaged cache file (the zip's CRC-32 catches a changed byte): recompute
     t_strings, s_strings = _mapping_strings(teacher, student, mode)
     t_ok, s_ok = _mappable(teacher), _mappable(student)
 
+    @contextmanager
     def report(direction):
-        return (lambda done, total: progress(direction, done, total)) if progress else None
+        """A ``(done, total)`` callback for one direction: the caller's, else a progress stage."""
+        if progress is not None:
+            yield lambda done, total: progress(direction, done, total)
+            return
+        with stage(f"MinED vocabulary mapping {direction}", unit="tokens") as bar:
+            yield lambda done, total: bar.update(completed=done, total=total)
 
     if mode == "canonical":
         # ties go to regular pieces before byte-fallback pieces, then to the lowest id (as the exact mapping)
         def nearest(source, source_ok, target, target_vocab, target_ok, direction):
             order = np.asarray(_preference_order(target_vocab, np.ones(len(target), dtype=bool)), dtype=np.int64)
-            index, distance = nearest_by_edit_distance(source, [target[j] for j in order], skip_source=~source_ok,
-                                                       skip_target=~target_ok[order], workers=workers,
-                                                       progress=report(direction))
+            with report(direction) as callback:
+                index, distance = nearest_by_edit_distance(source, [target[j] for j in order],
+                                                           skip_source=~source_ok, skip_target=~target_ok[order],
+                                                           workers=workers, progress=callback)
             return np.where(index >= 0, order[np.maximum(index, 0)], index), distance
 
         t2s, t_dist = nearest(t_strings, t_ok, s_strings, student, s_ok, "teacher→student")
         s2t, s_dist = nearest(s_strings, s_ok, t_strings, teacher, t_ok, "student→teacher")
     else:
-        t2s, t_dist = nearest_by_edit_distance(t_strings, s_strings, skip_source=~t_ok, skip_target=~s_ok,
-                                               workers=workers, progress=report("teacher→student"))
+        with report("teacher→student") as callback:
+            t2s, t_dist = nearest_by_edit_distance(t_strings, s_strings, skip_source=~t_ok, skip_target=~s_ok,
+                                                   workers=workers, progress=callback)
     if mode == "reference":
         s_markers = {"byte-level": "Ġ", "sentencepiece": SPIECE}
         s_marker, t_marker = s_markers.get(student.scheme, ""), s_markers.get(teacher.scheme, "")
         back = [s.replace(s_marker, t_marker) if s_marker else s for s in student.raw]
-        s2t, s_dist = nearest_by_edit_distance(back, list(teacher.raw), skip_source=~s_ok, skip_target=~t_ok,
-                                               workers=workers, progress=report("student→teacher"))
+        with report("student→teacher") as callback:
+            s2t, s_dist = nearest_by_edit_distance(back, list(teacher.raw), skip_source=~s_ok, skip_target=~t_ok,
+                                                   workers=workers, progress=callback)
     mapping = VocabMapping("mined", mode, teacher.name, student.name, t2s, t_dist, s2t, s_dist,
                            {"teacher_mappable": int(t_ok.sum()), "student_mappable": int(s_ok.sum())})
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(cached.name + ".tmp.npz")
-    mapping.save(tmp)
-    tmp.replace(cached)  # atomic: a half-written cache file is never read
+    _write_cached_mapping(mapping, cached)
     return mapping
+
+
+def _write_cached_mapping(mapping: VocabMapping, cached: Path) -> None:
+    """Keep a mapping in the disk cache (written beside it and renamed into place, so a half-written file is never
+    read). A cache that cannot be written is not an error: the mapping computed in memory is still used, and a
+    :class:`~ctkd_inspect.sources.cache.CacheWarning` says why it was not kept."""
+    import warnings
+
+    from .sources.cache import CacheWarning
+
+    tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.tmp.npz")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        mapping.save(tmp)
+        os.replace(tmp, cached)
+    except OSError as exc:
+        if tmp.exists():
+            tmp.unlink()
+        warnings.warn(f"the vocabulary mapping could not be saved in the cache, so it will be computed again next "
+                      f"time: cannot write to {cached.parent} ({exc.strerror or exc})", CacheWarning, stacklevel=3)
 
 
 def closest_non_exact(mapping: VocabMapping, teacher: Vocabulary, student: Vocabulary, limit: int = 20) -> list[dict]:
@@ -481,14 +521,20 @@ def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray,
                         student_decoded: Sequence[str] | Callable[[int], str], static_t2s: np.ndarray | None = None,
                         static_s2t: np.ndarray | None = None, threshold: float = 0.3,
                         spaces_removed: bool = False, teacher_coded: CodedStrings | None = None,
-                        student_coded: CodedStrings | None = None) -> dict:
+                        student_coded: CodedStrings | None = None, reference: bool = False) -> dict:
     """CDM's context-aware top-K dynamic mapping over aligned rows, in both directions (the ``CDMKLD`` variant).
 
     For each aligned row and each top-K id of one side without a mapping (static, or added earlier in this call),
     the candidates are the other side's top-K ids at the same row; the candidate with the smallest normalised
     distance ``Lev(a, b) / (|a| + |b|)`` (spaces removed; ties to the higher-ranked candidate) is accepted when
-    that distance is strictly below θ. The published code also subtracts a "matched" set built in the other
-    vocabulary's id space (a bug: it removes unrelated candidates at random); that step is not reproduced.
+    that distance is strictly below θ.
+
+    ``reference=True`` reproduces the published ``get_dymaic_mapper`` instead (see :func:`_reference_direction`):
+    the candidates lose a "matched" set (the source ids without a static mapping, subtracted from the other
+    vocabulary's candidate ids: a bug that removes unrelated candidates, kept for fidelity), they are visited in
+    the order of a Python ``set``, every row re-maps its unmapped ids (the last accepted candidate wins), id 0 is
+    CDM's "unmapped" sentinel (never a target, a static target 0 counts as unmapped), the two special-token pairs
+    of CDM's distance cost 0, and the coverage counts the slots mapped by the final mapping.
 
     Args:
         teacher_topk, student_topk: ``(G, K)`` top-K ids at each aligned row (the teacher row and the student row of
@@ -501,6 +547,7 @@ def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray,
         spaces_removed: the decoded lists already have their spaces removed (then they are indexed directly).
         teacher_coded, student_coded: the same strings, spaces removed, as :class:`CodedStrings`; when both are
             given the whole mapping runs as one compiled pass (identical results, ids beyond them have no string).
+        reference: reproduce the published algorithm (a Python pass; see above).
 
     Returns:
         ``{"teacher_to_student": {id: id}, "student_to_teacher": {id: id}`` (the dynamic additions),
@@ -574,7 +621,12 @@ def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray,
                                target.offsets, done, float(threshold))
         return dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist())), int(mapped)
 
-    if teacher_coded is not None and student_coded is not None:
+    if reference:
+        t2s, t_mapped = _reference_direction(teacher_topk, student_topk, stripper(teacher_decoded),
+                                             stripper(student_decoded), static_t2s, threshold)
+        s2t, s_mapped = _reference_direction(student_topk, teacher_topk, stripper(student_decoded),
+                                             stripper(teacher_decoded), static_s2t, threshold)
+    elif teacher_coded is not None and student_coded is not None:
         t2s, t_mapped = compiled_direction(teacher_topk, student_topk, teacher_coded, student_coded, static_t2s)
         s2t, s_mapped = compiled_direction(student_topk, teacher_topk, student_coded, teacher_coded, static_s2t)
     else:
@@ -586,6 +638,138 @@ def cdm_dynamic_mapping(teacher_topk: np.ndarray, student_topk: np.ndarray,
     coverage = None if slots == 0 else 1 - 0.5 * ((slots - t_mapped) / slots + (slots - s_mapped) / slots)
     return {"teacher_to_student": t2s, "student_to_teacher": s2t, "topk_coverage": coverage,
             "teacher_slots_mapped": t_mapped, "student_slots_mapped": s_mapped, "rows": rows, "k": k}
+
+
+#: CDM's hard-coded special-token equivalences (``specTok_mapper``): distance 0 in either direction.
+CDM_SPECIAL_EQUIVALENTS = {"</s>": "<|im_end|>", "<|endoftext|>": "<|endoftext|>"}
+_MATCHED_SETS: dict[int, tuple[np.ndarray, frozenset]] = {}
+
+
+def _cdm_reference_distance(a: str, b: str) -> float:
+    """CDM's ``dist_fn``: 0 for its special pairs, else ``Lev/(|a| + |b|)`` with spaces removed, 0 when both are
+    empty."""
+    from rapidfuzz.distance import Levenshtein
+
+    values = CDM_SPECIAL_EQUIVALENTS.values()
+    if (a in CDM_SPECIAL_EQUIVALENTS and b in values) or (b in CDM_SPECIAL_EQUIVALENTS and a in values):
+        return 0.0
+    a, b = a.replace(" ", ""), b.replace(" ", "")
+    if not a and not b:
+        return 0.0
+    return Levenshtein.distance(a, b) / (len(a) + len(b))
+
+
+def _reference_matched_set(static: np.ndarray | None) -> frozenset:
+    """The published code's "matched" set: the source ids whose (0-padded) static mapping is 0 (unmapped)."""
+    if static is None:
+        return frozenset()
+    entry = _MATCHED_SETS.get(id(static))
+    if entry is None or entry[0] is not static:
+        unmapped = np.flatnonzero(np.asarray(static) <= 0).tolist()
+        # keyed by the array's id; the array is kept in the entry so the id cannot be reused by another one
+        entry = _MATCHED_SETS[id(static)] = (static, frozenset(unmapped))
+    return entry[1]
+
+
+def _reference_direction(source_topk: np.ndarray, target_topk: np.ndarray, source_text, target_text,
+                         static: np.ndarray | None, threshold: float) -> tuple[dict[int, int], int]:
+    """One direction of CDM's published ``get_dymaic_mapper``, step for step.
+
+    - A slot is missing when its id's static target is 0 or unmapped (CDM pads its mapping with 0, the "unmapped"
+      sentinel, so a static target id 0 is unmapped too).
+    - The candidates of a row are the other side's top-K ids at that row minus the "matched" set (source ids whose
+      static mapping is 0, compared with candidate ids of the other vocabulary), iterated in the order of the
+      Python ``set`` the published code builds (``set(candidates).difference(matched)``).
+    - Every missing slot, row by row, is evaluated again (the static "exact-match" check is the only skip), so a
+      later row overwrites an earlier row's choice: the last accepted candidate wins.
+    - A candidate is accepted when its distance is strictly below θ and strictly below the best so far; a winner
+      with id 0 is discarded (0 is the sentinel), which still blocks candidates that are farther away.
+
+    Returns ``({source id: target id} dynamic pairs, slots mapped by the final mapping)``.
+    """
+    static = None if static is None else np.asarray(static, dtype=np.int64)
+    matched = _reference_matched_set(static)
+
+    def static_target(i: int) -> int:
+        return int(static[i]) if static is not None and i < len(static) and static[i] > 0 else 0
+
+    added: dict[int, int] = {}
+    for source_ids, target_ids in zip(source_topk.tolist(), target_topk.tolist()):
+        # the published order: set(list of ids) minus the matched set, iterated as Python iterates that set
+        candidates = [j for j in set(target_ids).difference(matched) if j >= 0]
+        if not candidates:
+            continue
+        texts = [target_text(j) for j in candidates]
+        for i in source_ids:
+            if i < 0 or static_target(i):
+                continue
+            token = source_text(i)
+            best, best_id = 1000.0, 0
+            for j, text in zip(candidates, texts):
+                distance = _cdm_reference_distance(token, text)
+                if distance < threshold and distance < best:
+                    best, best_id = distance, j
+            if best_id != 0:
+                added[i] = best_id
+    mapped = sum(1 for row in source_topk.tolist() for i in row if i >= 0 and (static_target(i) or i in added))
+    return added, mapped
+
+
+def cdm_slot_mapping(source_topk: np.ndarray, target_topk: np.ndarray, segment_starts,
+                     source_coded: CodedStrings, target_coded: CodedStrings, static: np.ndarray | None,
+                     threshold: float = 0.3, *, reference: bool = False, source_decoded: Sequence[str] | None = None,
+                     target_decoded: Sequence[str] | None = None) -> tuple[np.ndarray, int]:
+    """One direction of CDM's dynamic top-K mapping for a batch, resolved slot by slot, each example on its own.
+
+    The rows of one example (a segment) are mapped as :func:`cdm_dynamic_mapping` maps one call's rows, and the
+    example's final mapping (static, else dynamic) is then read at every one of its top-K slots, as the published
+    loss gathers logits with the final mapper. Segments never share dynamic pairs, so an example's targets do not
+    depend on the other examples of its batch (nor on earlier steps: CDM's in-place accumulation over training,
+    variant (b) of ``research/methods.md`` §3.6, is not reproduced).
+
+    Args:
+        source_topk, target_topk: ``(rows, K)`` int64 top-K ids of the rows (``-1``: no string).
+        segment_starts: ``(S + 1,)`` offsets of each example's rows.
+        source_coded, target_coded: both vocabularies' decoded strings, spaces removed (see :func:`_vocab_tables`
+            in :mod:`ctkd_inspect.engines.dtw`); ids beyond them have no string.
+        static: the static source→target mapping (``-1`` unmapped), or ``None``.
+        threshold: θ.
+        reference: CDM's published mapper (:func:`_reference_direction`, a Python pass); then
+            ``source_decoded``/``target_decoded`` (the same strings as lists) are required.
+
+    Returns:
+        ``(targets, dynamic_pairs)``: ``(rows, K)`` int64 target id of every slot (``-1`` unmapped) and the number
+        of dynamic pairs found.
+    """
+    source_topk = np.ascontiguousarray(source_topk, dtype=np.int64)
+    target_topk = np.ascontiguousarray(target_topk, dtype=np.int64)
+    starts = np.asarray(segment_starts, dtype=np.int64)
+    source_topk = np.where(source_topk < len(source_coded), source_topk, -1)
+    target_topk = np.where(target_topk < len(target_coded), target_topk, -1)
+    static_array = np.full(0, -1, np.int64) if static is None else np.asarray(static, dtype=np.int64)
+    out = np.full(source_topk.shape, -1, np.int64)
+    if not reference:
+        from ._dynamic_mapping_kernel import slot_mapping
+
+        pairs = slot_mapping(source_topk, target_topk, starts, source_coded.codes, source_coded.offsets,
+                             target_coded.codes, target_coded.offsets, static_array, float(threshold), out)
+        return out, int(pairs)
+    if source_decoded is None or target_decoded is None:
+        raise InputError("reference mode needs source_decoded and target_decoded (the decoded vocabularies)")
+    pairs = 0
+    for a, b in zip(starts[:-1].tolist(), starts[1:].tolist()):
+        added, _ = _reference_direction(source_topk[a:b], target_topk[a:b], source_decoded.__getitem__,
+                                        target_decoded.__getitem__, static_array, threshold)
+        pairs += len(added)
+        for r in range(a, b):
+            for c, i in enumerate(source_topk[r].tolist()):
+                if i < 0:
+                    continue
+                if i < len(static_array) and static_array[i] > 0:
+                    out[r, c] = static_array[i]
+                else:
+                    out[r, c] = added.get(i, -1)
+    return out, pairs
 
 
 def decoded_vocabulary(vocab: Vocabulary, remove_spaces: bool = False, distinct_bytes: bool = False) -> list[str]:

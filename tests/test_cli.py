@@ -161,7 +161,7 @@ def test_vocab_mapping_option(tmp_path):
     out = CliRunner().invoke(main, ["gpt2", "gemma2", "x", "--engine", "mined", "--vocab-mapping", str(path)])
     assert out.exit_code == 2 and "not these tokenizers" in out.output
     out = CliRunner().invoke(main, ["llama3", "gemma2", "x", "--vocab-mapping", str(path)])
-    assert out.exit_code == 2 and "DTW engines" in out.output
+    assert out.exit_code == 2 and "--vocab-mapping applies to --engine mined or --engine cdm" in out.output
     missing = str(tmp_path / "no.npz")
     out = CliRunner().invoke(main, ["llama3", "gemma2", "x", "-e", "mined", "--vocab-mapping", missing])
     assert out.exit_code == 2 and "no such mapping file" in out.output

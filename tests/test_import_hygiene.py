@@ -9,7 +9,8 @@ CORE_MODULES = [
     "ctkd_inspect", "ctkd_inspect.api", "ctkd_inspect.sources", "ctkd_inspect.text", "ctkd_inspect.alignment",
     "ctkd_inspect.metrics", "ctkd_inspect.render", "ctkd_inspect.engines", "ctkd_inspect.engines.span",
     "ctkd_inspect.engines.dtw", "ctkd_inspect.engines.dtw_core", "ctkd_inspect.vocab", "ctkd_inspect.engines.softdtw",
-    "ctkd_inspect.batch.band", "ctkd_inspect.batch._softdtw_cpu",
+    "ctkd_inspect.batch.band", "ctkd_inspect.batch._softdtw_cpu", "ctkd_inspect.engines.options",
+    "ctkd_inspect.engines.base", "ctkd_inspect.progress", "ctkd_inspect.extras", "ctkd_inspect.outputs",
     "ctkd_inspect.columns", "ctkd_inspect.diffs",
     "ctkd_inspect.failures",
 ]

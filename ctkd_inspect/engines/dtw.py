@@ -39,6 +39,7 @@ Two modes:
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 import numpy as np
@@ -48,6 +49,7 @@ from ..errors import EngineError
 from ..metrics import compute_metrics
 from ..text import SPIECE, Tokenization, token_bytes
 from .dtw_core import cdm_entropy_factors, cdm_groups, dtw_path, edit_distance_matrix, path_components
+from .options import EngineOption, validate_options
 
 MODES = ("canonical", "reference")
 _MARKERS = {"byte-level": "Ġ", "sentencepiece": SPIECE}
@@ -87,9 +89,47 @@ def _strings(tokens: Tokenization, indices: np.ndarray, engine: str, mode: str, 
     return [cdm_reference_string(tokens, i, tokenizer) for i in indices.tolist()]
 
 
-def _entropy_for(tokens: Tokenization, given, signals, side: str) -> np.ndarray:
+def fusellm_hard_match(teacher_token: str, student_token: str, teacher_scheme: str, student_scheme: str,
+                       first: bool = False) -> bool:
+    """FuseLLM's "hard" rule for a 1:1 DTW row (``transform_step_logits``, reused by DSKD's analysis): the raw
+    teacher string with the teacher's marker *replaced* by the student's equals the raw student string.
+
+    The markers are ``Ġ`` (byte-level BPE: GPT-2, NeoX, Qwen classes) and ``▁`` (SentencePiece: Llama class);
+    other schemes have none (FuseLLM raises KeyError for them; their raw strings are compared). The special case
+    FuseLLM applies for MPT: when the teacher is byte-level, the row is the first one (``first``), the student
+    string starts with the student marker and the replaced teacher string does not, the marker is prepended to the
+    teacher string first.
+
+    >>> fusellm_hard_match("▁The", "ĠThe", "sentencepiece", "byte-level"), fusellm_hard_match("▁The", "The",
+    ...                    "sentencepiece", "byte-level")
+    (True, False)
+    """
+    t_marker, s_marker = _MARKERS.get(teacher_scheme, ""), _MARKERS.get(student_scheme, "")
+    replaced = teacher_token.replace(t_marker, s_marker) if t_marker else teacher_token
+    if (teacher_scheme == "byte-level" and first and s_marker and student_token.startswith(s_marker)
+            and not replaced.startswith(s_marker)):
+        replaced = s_marker + replaced  # FuseLLM's special case for MPT
+    return replaced == student_token
+
+
+def cdm_reference_entropy(logits) -> np.ndarray:
+    """CDM's entropy of each row of ``logits`` (``calculate_weight``): ``p = softmax + 1e-10``, ``H = −Σ p·log p``
+    (nats), in float64. The canonical entropy has no epsilon; the two differ by about ``V·1e-10·23`` nats."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    p += 1e-10
+    return -(p * np.log(p)).sum(axis=-1)
+
+
+def _entropy_for(tokens: Tokenization, given, signals, side: str, mode: str = "canonical") -> np.ndarray:
+    """The per-token entropy the ``cdm`` engine weights by: ``given``, else the model signals' entropy — in
+    ``reference`` mode CDM's own (``p + 1e-10`` inside the sum, :func:`cdm_reference_entropy`), when the signals
+    carry it."""
     if given is None and signals is not None:
-        given = signals.entropy
+        reference = getattr(signals, "cdm_entropy", None) if mode == "reference" else None
+        given = reference if reference is not None else signals.entropy
     if given is None:
         raise EngineError(
             f"the cdm engine weights its DTW by per-token entropy, and none was given for the {side}: pass "
@@ -102,12 +142,68 @@ def _entropy_for(tokens: Tokenization, given, signals, side: str) -> np.ndarray:
     return entropy
 
 
+def _load_mapping(value):
+    """``vocab_mapping`` option: a :class:`~ctkd_inspect.vocab.VocabMapping`, or the path of one saved by
+    ``ctkd-inspect vocab --out`` (read now, before any tokenizer or model is loaded)."""
+    from ..vocab import VocabMapping
+
+    if isinstance(value, VocabMapping):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return VocabMapping.load(value)
+    raise ValueError(f"give a VocabMapping or the path of a saved mapping (got {type(value).__name__})")
+
+
+def _entropy_array(value):
+    """``teacher_entropy`` / ``student_entropy`` option: one finite number per token."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"give one number per token (got {type(value).__name__})") from None
+    if array.ndim != 1:
+        raise ValueError(f"give a flat sequence of numbers, one per token (got shape {array.shape})")
+    if not np.isfinite(array).all():
+        raise ValueError("entropies must be finite numbers (found NaN or infinity)")
+    return array
+
+
+def _check_mapping_fits(mapping, teacher_tokenizer, student_tokenizer) -> None:
+    """Refuse a vocabulary mapping made for other tokenizers (its sizes differ from the tokenizers' id ranges).
+
+    Raises:
+        EngineError: the sizes differ.
+    """
+    if teacher_tokenizer is None or student_tokenizer is None:
+        return
+    # a Vocabulary spans ids 0 … largest id (see ctkd_inspect.vocab.vocabulary)
+    sizes = tuple(max(tok.get_vocab().values()) + 1 for tok in (teacher_tokenizer, student_tokenizer))
+    if (len(mapping.teacher_to_student), len(mapping.student_to_teacher)) != sizes:
+        raise EngineError(f"the vocabulary mapping maps {mapping.teacher} ({len(mapping.teacher_to_student):,} ids) "
+                          f"to {mapping.student} ({len(mapping.student_to_teacher):,} ids), not these tokenizers "
+                          f"({sizes[0]:,} and {sizes[1]:,} ids)")
+
+
+MODE_OPTION = EngineOption("mode", str, "canonical", "canonical (fixes the published defects) or reference "
+                           "(reproduces the published algorithm)", choices=MODES, metavar="MODE")
+VOCAB_MAPPING_OPTION = EngineOption(
+    "vocab_mapping", object, None, "A vocabulary mapping saved by `ctkd-inspect vocab --out` (.json/.npz/.parquet) "
+    "or a VocabMapping: the one-hot fallback rate then follows DSKD's rule (SeDi's Table 1) and Top-1 converts "
+    "through it", metavar="FILE", convert=_load_mapping)
+
+
 class _DTWEngine:
     name: ClassVar[str]
-    needs_signals: ClassVar[bool]
+    description: ClassVar[str]
+    options: ClassVar[tuple[EngineOption, ...]] = (MODE_OPTION, VOCAB_MAPPING_OPTION)
+    requires_signals: ClassVar[frozenset[str]] = frozenset()
+    # with models, the top-1 predictions give SeDi's Top-1 accuracy
+    optional_signals: ClassVar[frozenset[str]] = frozenset({"topk"})
     differentiable: ClassVar[bool] = False
     batched: ClassVar[bool] = False
-    OPTIONS: ClassVar[frozenset] = frozenset({"mode", "teacher_entropy", "student_entropy", "vocab_mapping"})
+
+    def needs_model(self, side: str, options: dict) -> bool:
+        """Whether ``align()`` must load ``side``'s model (the required signals are not given otherwise)."""
+        return bool(self.requires_signals)
 
     def align(self, teacher: Tokenization, student: Tokenization, *, mode: str = "canonical",
               teacher_entropy=None, student_entropy=None, teacher_signals=None, student_signals=None,
@@ -128,8 +224,16 @@ class _DTWEngine:
             EngineError: an unknown mode, missing or malformed entropy (``cdm``), or input the reference algorithm
                 cannot handle in ``reference`` mode.
         """
-        if mode not in MODES:
-            raise EngineError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        given = {"mode": mode, "vocab_mapping": vocab_mapping}
+        if self.name == "cdm":
+            given.update(teacher_entropy=teacher_entropy, student_entropy=student_entropy)
+        elif teacher_entropy is not None or student_entropy is not None:
+            raise EngineError(f"teacher_entropy/student_entropy apply to engine='cdm', not to the {self.name} engine")
+        checked = validate_options(self, given, model_options=False)
+        mode, vocab_mapping = checked["mode"], checked.get("vocab_mapping")
+        teacher_entropy, student_entropy = checked.get("teacher_entropy"), checked.get("student_entropy")
+        if vocab_mapping is not None:
+            _check_mapping_fits(vocab_mapping, teacher_tokenizer, student_tokenizer)
         if teacher.text != student.text:
             raise EngineError("the teacher and student tokenizations are of different texts")
         t_idx = np.flatnonzero(~teacher.special)
@@ -208,7 +312,7 @@ def _lonely_table(t_idx: np.ndarray, s_idx: np.ndarray) -> GroupTable:
 
 
 def dtw_metrics(teacher: Tokenization, student: Tokenization, result, t_idx, s_idx, t_str, s_str, vocab_mapping,
-                teacher_signals, student_signals) -> dict:
+                teacher_signals, student_signals, mode: str = "canonical") -> dict:
     """The metrics DTW-based CTKD papers report, computed on one alignment.
 
     - ``sequence_alignment_rate`` (CDM): share of student tokens whose DTW row holds exactly one teacher token with
@@ -217,8 +321,10 @@ def dtw_metrics(teacher: Tokenization, student: Tokenization, result, t_idx, s_i
       target instead of the teacher's distribution. DSKD's rule when a vocabulary mapping is given (1:1 row and
       ``tea2stu[teacher id] == student id``; DSKD's third condition, a projected row with a finite entry, always
       holds once the second does: the student id then has a teacher id, whose logit is finite), else FuseLLM's
-      hard rule (1:1 row and equal strings); ``onehot_fallback_basis`` says which. SeDi's Table 1 uses DSKD's
-      rule with the MinED mapping (CLI: ``--vocab-mapping`` with a file from ``ctkd-inspect vocab --out``).
+      hard rule: a 1:1 row whose strings are equal — in ``reference`` mode exactly as FuseLLM compares them
+      (:func:`fusellm_hard_match`: raw strings after marker *replacement*, with its MPT special case), in
+      ``canonical`` mode the canonical strings; ``onehot_fallback_basis`` says which rule. SeDi's Table 1 uses
+      DSKD's rule with the MinED mapping (CLI: ``--vocab-mapping`` with a file from ``ctkd-inspect vocab --out``).
     - ``top1_accuracy`` (SeDi), with both models' signals: over student positions with a next token, the share
       whose 1:1-aligned teacher position's top-1 prediction, converted to the student vocabulary (through the
       mapping, else by exact canonical string), equals the student's next token. Logits at position t predict
@@ -241,6 +347,11 @@ def dtw_metrics(teacher: Tokenization, student: Tokenization, result, t_idx, s_i
                 continue
             teacher_id = int(teacher.ids[t_idx[result.student_to_teacher[j][0]]])
             kept.append(0 <= teacher_id < len(t2s) and int(t2s[teacher_id]) == int(student.ids[s_idx[j]]))
+        out["onehot_fallback_rate"] = 1.0 - float(np.mean(kept))
+    elif mode == "reference":
+        kept = [one_row[j] and fusellm_hard_match(teacher.tokens[t_idx[result.student_to_teacher[j][0]]],
+                                                  student.tokens[s_idx[j]], teacher.scheme, student.scheme, j == 0)
+                for j in range(n)]
         out["onehot_fallback_rate"] = 1.0 - float(np.mean(kept))
     else:
         out["onehot_fallback_rate"] = 1.0 - out["sequence_alignment_rate"]
@@ -323,6 +434,11 @@ def _static_mapping(t_vocab, s_vocab, teacher_tokenizer, student_tokenizer, mode
             t_base = min(int(getattr(teacher_tokenizer, "vocab_size", len(t_vocab))), len(t_vocab))
             s_base = min(int(getattr(student_tokenizer, "vocab_size", len(s_vocab))), len(s_vocab))
             t2s, s2t = cdm_reference_exact_mapping(t_vocab.raw[:t_base], s_vocab.raw[:s_base])
+            # CDM pads its teacher→student list to the whole teacher vocabulary (added tokens included) and sizes
+            # student→teacher at the student's base vocabulary + 256; the padding is "unmapped" (and so part of the
+            # reference mapper's "matched" set)
+            t2s = np.concatenate([t2s, np.full(max(len(t_vocab) - len(t2s), 0), -1, np.int64)])
+            s2t = np.concatenate([s2t, np.full(256, -1, np.int64)])
         mappable = ~t_vocab.special & np.array([bool(t) for t in t_vocab.raw], dtype=bool)
         limit = min(len(t2s), len(mappable))
         coverage = int((t2s[:limit] >= 0)[mappable[:limit]].sum()) / max(int(mappable.sum()), 1)
@@ -332,14 +448,24 @@ def _static_mapping(t_vocab, s_vocab, teacher_tokenizer, student_tokenizer, mode
 
 def contextual_mapping(groups: list[dict], teacher_signals, student_signals, teacher_tokenizer, student_tokenizer,
                        teacher_name: str, student_name: str, threshold: float = 0.3,
-                       mode: str = "canonical") -> dict:
+                       mode: str = "canonical", student_to_teacher: dict[int, list[int]] | None = None) -> dict:
     """CDM's dynamic top-K mapping over the rows of CDM's groups, on top of a static exact mapping.
 
-    The row of a group is its last teacher position and its last student position: the logits there predict what
-    follows the group on each side (CDM averages the logits of the group's rows; the signals keep the top-K of
-    each position, not whole logit rows, so the positions that predict the next text stand in). ``mode`` picks
-    the static mapping and the decoding (see :func:`_static_mapping` and :func:`_vocab_tables`). Predicted ids
-    beyond the tokenizer's vocabulary (a model's padded embedding rows) have no string and are never mapped.
+    ``reference`` mode follows CDM's ``transform_step_logits_fast``: a group's row is the **mean of logits** — the
+    teacher row averages, over the group's students, each student's mean teacher row (``student_to_teacher``: the
+    full-index teacher list of every student index, from the DTW path; without it every teacher of the group
+    weighs the same), the student row averages the group's student rows — whose top-K feed CDM's published mapper
+    (:func:`ctkd_inspect.vocab.cdm_dynamic_mapping` with ``reference=True``: matched-set subtraction, set order,
+    last accepted wins). The logits are recomputed from the signals' final hidden states with each model's head
+    (:func:`ctkd_inspect.signals.averaged_topk`), so the models must be loadable.
+
+    ``canonical`` mode keeps, per group, the last teacher position and the last student position: the logits there
+    predict what follows the group on each side (the average of a group's rows mixes predictions of different next
+    tokens), and the signals' top-K of those positions are used directly.
+
+    ``mode`` also picks the static mapping and the decoding (see :func:`_static_mapping` and :func:`_vocab_tables`).
+    Predicted ids beyond the tokenizer's vocabulary (a model's padded embedding rows) have no string and are never
+    mapped.
 
     Returns ``{"pairs": {teacher id: student id} (as strings), "metrics": {"topk_mapping_coverage",
     "static_teacher_coverage", "dynamic_pairs"}}``.
@@ -350,14 +476,36 @@ def contextual_mapping(groups: list[dict], teacher_signals, student_signals, tea
     s_vocab, s_decoded, s_coded = _vocab_tables(student_tokenizer, student_name, mode)
     static_t2s, static_s2t, static_coverage = _static_mapping(t_vocab, s_vocab, teacher_tokenizer,
                                                               student_tokenizer, mode)
-    rows = [(g["teacher"][-1], g["student"][-1]) for g in groups if g["teacher"] and g["student"]]
-    t_rows = np.asarray(teacher_signals.topk_ids)[[r[0] for r in rows]] if rows else np.zeros((0, 1), np.int64)
-    s_rows = np.asarray(student_signals.topk_ids)[[r[1] for r in rows]] if rows else np.zeros((0, 1), np.int64)
+    used = [g for g in groups if g["teacher"] and g["student"]]
+    if mode == "reference" and used:
+        from ..signals import averaged_topk
+
+        k = min(np.asarray(teacher_signals.topk_ids).shape[1], np.asarray(student_signals.topk_ids).shape[1])
+        t_weights, s_weights = [], []
+        for g in used:
+            if student_to_teacher is not None:
+                share = 1.0 / len(g["student"])
+                weights: dict[int, float] = {}
+                for j in g["student"]:
+                    rows = student_to_teacher[j]
+                    for i in rows:
+                        weights[i] = weights.get(i, 0.0) + share / len(rows)
+                t_weights.append(weights)
+            else:
+                t_weights.append({i: 1.0 / len(g["teacher"]) for i in g["teacher"]})
+            s_weights.append({j: 1.0 / len(g["student"]) for j in g["student"]})
+        t_rows = averaged_topk(teacher_signals, t_weights, k)
+        s_rows = averaged_topk(student_signals, s_weights, k)
+    else:
+        rows = [(g["teacher"][-1], g["student"][-1]) for g in used]
+        t_rows = np.asarray(teacher_signals.topk_ids)[[r[0] for r in rows]] if rows else np.zeros((0, 1), np.int64)
+        s_rows = np.asarray(student_signals.topk_ids)[[r[1] for r in rows]] if rows else np.zeros((0, 1), np.int64)
     k = min(t_rows.shape[1], s_rows.shape[1])
     t_rows = np.where(t_rows[:, :k] < len(t_decoded), t_rows[:, :k], -1)
     s_rows = np.where(s_rows[:, :k] < len(s_decoded), s_rows[:, :k], -1)
     out = cdm_dynamic_mapping(t_rows, s_rows, t_decoded, s_decoded, static_t2s, static_s2t, threshold,
-                              spaces_removed=True, teacher_coded=t_coded, student_coded=s_coded)
+                              spaces_removed=True, teacher_coded=t_coded, student_coded=s_coded,
+                              reference=mode == "reference")
     return {"pairs": {str(a): b for a, b in out["teacher_to_student"].items()},
             "metrics": {"topk_mapping_coverage": out["topk_coverage"],
                         "static_teacher_coverage": static_coverage,
@@ -368,11 +516,24 @@ class MinedEngine(_DTWEngine):
     """MinED (FuseLLM, DSKD): DTW with the marker-stripped Levenshtein cost; needs no model."""
 
     name: ClassVar[str] = "mined"
-    needs_signals: ClassVar[bool] = False
+    description: ClassVar[str] = "MinED (FuseLLM/DSKD): DTW over token strings, Levenshtein cost"
 
 
 class CdmEngine(_DTWEngine):
     """CDM: DTW with Levenshtein × entropy factors (3, 4 or 5 per token); needs per-token entropy."""
 
     name: ClassVar[str] = "cdm"
-    needs_signals: ClassVar[bool] = True
+    description: ClassVar[str] = "CDM: entropy-weighted DTW over token strings (needs both models' entropy)"
+    options: ClassVar[tuple[EngineOption, ...]] = (
+        MODE_OPTION, VOCAB_MAPPING_OPTION,
+        EngineOption("teacher_entropy", object, None, "Per-token entropy of the teacher (one value per token), "
+                     "instead of a teacher model", cli=False, convert=_entropy_array),
+        EngineOption("student_entropy", object, None, "Per-token entropy of the student, instead of a student model",
+                     cli=False, convert=_entropy_array),
+    )
+    requires_signals: ClassVar[frozenset[str]] = frozenset({"entropy"})
+    # with models, the top-k predictions feed the dynamic mapping and the Top-1 accuracy
+    optional_signals: ClassVar[frozenset[str]] = frozenset({"topk"})
+
+    def needs_model(self, side: str, options: dict) -> bool:
+        return options.get(f"{side}_entropy") is None

@@ -29,8 +29,6 @@ What it computes, for the non-special tokens of a text (special tokens are repor
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import ClassVar
 
 import numpy as np
@@ -40,6 +38,7 @@ from ..errors import EngineError
 from ..metrics import compute_metrics
 from ..text import Tokenization
 from .dtw_core import dtw_path, path_components
+from .options import EngineOption, validate_options
 
 DEFAULTS = {"gamma": 0.1, "band_width": 5.0, "band_beta": 2.0, "band_alpha": 0.7, "band_penalty": 1.0,
             "representation": "hidden", "ridge": "auto"}
@@ -117,10 +116,6 @@ def fit_projector(teacher_vectors: np.ndarray, student_vectors: np.ndarray,
                                         "fit_r2": fit_r2, "loo_r2": loo_r2}
 
 
-def _positive(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
 def _apply(projector: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return vectors @ projector[:-1] + projector[-1]
 
@@ -150,14 +145,41 @@ def _anchors(teacher: Tokenization, student: Tokenization) -> tuple[np.ndarray, 
     return ti[same], sj[same]
 
 
+def _texts(value):
+    """``anchor_texts`` option: a list of strings."""
+    if isinstance(value, str) or not all(isinstance(t, str) for t in value):
+        raise ValueError("give a list of texts (strings)")
+    return list(value)
+
+
 class SoftDTWEngine:
     """DWA-KD's attention-banded Soft-DTW over model representations; needs both models' signals."""
 
     name: ClassVar[str] = "softdtw"
-    needs_signals: ClassVar[bool] = True
+    description: ClassVar[str] = "DWA-KD: attention-banded Soft-DTW over model representations (needs both models)"
+    options: ClassVar[tuple[EngineOption, ...]] = (
+        EngineOption("gamma", float, DEFAULTS["gamma"], "Soft-DTW smoothing γ", minimum=0, exclusive_minimum=True),
+        EngineOption("band_width", float, DEFAULTS["band_width"], "Band base width b", minimum=0),
+        EngineOption("band_beta", float, DEFAULTS["band_beta"], "Band entropy factor β", minimum=0),
+        EngineOption("band_alpha", float, DEFAULTS["band_alpha"], "Band centre mix α", minimum=0, maximum=1),
+        EngineOption("band_penalty", float, DEFAULTS["band_penalty"], "Penalty λ outside the band", minimum=0),
+        EngineOption("representation", str, DEFAULTS["representation"], "Vectors to align: final hidden states or "
+                     "input embeddings", choices=("hidden", "embedding")),
+        EngineOption("ridge", float, DEFAULTS["ridge"], "Ridge of the teacher→student map, relative to the anchors' "
+                     "mean eigenvalue ('auto': chosen by leave-one-out error)", minimum=0, exclusive_minimum=True,
+                     also=("auto",)),
+        EngineOption("fit_texts", int, 0, "Also fit the teacher→student map on this many texts of the offline "
+                     "corpus (one forward pass of each model per text)", minimum=0, metavar="N"),
+        EngineOption("anchor_texts", object, None, "More texts whose exact 1:1 span groups join the anchors of the "
+                     "projector fit", cli=False, convert=_texts),
+    )
+    requires_signals: ClassVar[frozenset[str]] = frozenset({"hidden_states", "embeddings"})
+    optional_signals: ClassVar[frozenset[str]] = frozenset()
     differentiable: ClassVar[bool] = True
     batched: ClassVar[bool] = True
-    OPTIONS: ClassVar[frozenset] = frozenset(DEFAULTS) | {"anchor_pairs"}
+
+    def needs_model(self, side: str, options: dict) -> bool:
+        return True
 
     def check_options(self, **options) -> dict:
         """The settings (``DEFAULTS`` updated by ``options``) once every option is known and valid.
@@ -168,24 +190,41 @@ class SoftDTWEngine:
             EngineError: an unknown option, a representation other than hidden/embedding, γ not a finite number
                 > 0, or band parameters out of range (width, beta, penalty ≥ 0, alpha in [0, 1], all finite).
         """
-        from ..batch.band import _check_parameters
+        checked = validate_options(self, options, model_options=False)
+        return {**DEFAULTS, **{k: v for k, v in checked.items() if k in DEFAULTS}}
 
-        unknown = set(options) - set(DEFAULTS)
-        if unknown:
-            raise EngineError(f"unknown options for the softdtw engine: {', '.join(sorted(unknown))}")
-        settings = {**DEFAULTS, **options}
-        if settings["representation"] not in ("hidden", "embedding"):
-            raise EngineError("representation must be 'hidden' or 'embedding'")
-        if not _positive(settings["gamma"]):
-            raise EngineError(f"gamma must be a finite number > 0 (got {settings['gamma']!r})")
-        if settings["ridge"] != "auto" and not _positive(settings["ridge"]):
-            raise EngineError(f"ridge must be 'auto' or a finite number > 0 (got {settings['ridge']!r})")
-        try:
-            _check_parameters(settings["band_width"], settings["band_beta"], settings["band_alpha"],
-                              settings["band_penalty"])
-        except ValueError as exc:
-            raise EngineError(str(exc)) from None
-        return settings
+    def prepare(self, options: dict, context) -> dict:
+        """Turn ``fit_texts`` / ``anchor_texts`` into ``anchor_pairs`` (tokenizations and signals of the extra texts),
+        using the tokenizers and models of ``context`` (:class:`ctkd_inspect.engines.AlignContext`).
+
+        Raises:
+            EngineError: extra anchor texts without both models.
+        """
+        options = dict(options)
+        texts = list(options.pop("anchor_texts", None) or [])
+        count = options.pop("fit_texts", 0) or 0
+        if count:
+            from ..sources.corpus import llama_cpp_corpus
+
+            texts += llama_cpp_corpus()[:count]
+        if not texts:
+            return options
+        if context.teacher_model is None or context.student_model is None:
+            raise EngineError("fit_texts/anchor_texts need both models (teacher_model and student_model)")
+        from ..progress import stage
+        from ..text import tokenize
+
+        pairs = []
+        with stage("fitting the teacher→student map: signals of the anchor texts", total=len(texts),
+                   unit="texts") as bar:
+            for other in texts:
+                t_other = tokenize(context.teacher_tokenizer, other, add_special_tokens=context.add_special_tokens)
+                s_other = tokenize(context.student_tokenizer, other, add_special_tokens=context.add_special_tokens)
+                pairs.append((t_other, s_other, context.signals_for("teacher", t_other, top_k=1),
+                              context.signals_for("student", s_other, top_k=1)))
+                bar.advance()
+        options["anchor_pairs"] = pairs
+        return options
 
     def align(self, teacher: Tokenization, student: Tokenization, *, teacher_signals=None, student_signals=None,
               anchor_pairs=(), teacher_tokenizer=None, student_tokenizer=None, **options) -> Alignment:
@@ -201,6 +240,9 @@ class SoftDTWEngine:
             EngineError: missing signals, unknown options, too few anchors, invalid parameters.
         """
         settings = self.check_options(**options)
+        if options.get("fit_texts") or options.get("anchor_texts"):
+            raise EngineError("fit_texts/anchor_texts are turned into anchor_pairs by ctkd_inspect.align(); when "
+                              "calling the engine directly, pass anchor_pairs")
         if teacher.text != student.text:
             raise EngineError("the teacher and student tokenizations are of different texts")
         if teacher_signals is None or student_signals is None:

@@ -122,9 +122,13 @@ class SpanEngine:
     """SeDi's character-span bipartite components; needs no model and compares no strings."""
 
     name: ClassVar[str] = "span"
-    needs_signals: ClassVar[bool] = False
+    description: ClassVar[str] = "character-span bipartite components (SeDi): tokens whose spans overlap"
+    options: ClassVar[tuple] = ()
+    requires_signals: ClassVar[frozenset[str]] = frozenset()
+    optional_signals: ClassVar[frozenset[str]] = frozenset()
     differentiable: ClassVar[bool] = False
-    batched: ClassVar[bool] = False
+    # span_groups_corpus aligns a whole batch of texts in one compiled call (the losses' data pipeline uses it)
+    batched: ClassVar[bool] = True
 
     def align(self, teacher: Tokenization, student: Tokenization, **options) -> Alignment:
         """Group tokens whose character spans overlap. Takes no options.

@@ -331,10 +331,14 @@ def test_cdm_without_entropy_or_model_says_what_to_do():
 
 
 def test_unknown_mode_and_options():
-    with pytest.raises(EngineError, match="unknown mode"):
+    with pytest.raises(EngineError, match="mode must be one of canonical, reference"):
         align("llama3", "gemma2", "x", engine="mined", mode="fast")
-    with pytest.raises(EngineError, match="unknown options"):
+    with pytest.raises(EngineError, match="the mined engine has no option band"):
         align("llama3", "gemma2", "x", engine="mined", band=3)
+    with pytest.raises(EngineError, match="gamma applies to engine='softdtw', not to the mined engine"):
+        align("llama3", "gemma2", "x", engine="mined", gamma=0.1)
+    with pytest.raises(EngineError, match="teacher_entropy applies to engine='cdm'"):
+        align("llama3", "gemma2", "x", engine="mined", teacher_entropy=[1.0, 2.0])
 
 
 def test_reference_cdm_decodes_with_the_tokenizer_when_given(tok):
