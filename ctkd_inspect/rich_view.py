@@ -249,3 +249,53 @@ def render_diff(console: Console, a: Alignment, b: Alignment, diff, max_groups: 
         if hidden > 0:
             console.print(Text(f"… {hidden} more disagreeing groups (raise --max-groups, or use --json)", style="dim"))
     console.print(diff_panel(diff))
+
+
+def render_vocab_diff(console: Console, diff) -> None:
+    """Two vocabulary mappings of one pair compared (a :class:`~ctkd_inspect.diffs.VocabMappingDiff`): per
+    direction the entries that agree, differ or exist on one side only, each mapping's coverage, and examples."""
+
+    def pct(value):
+        return "n/a" if value is None else f"{value:.1%}"
+
+    def label(which):
+        data = diff.label_a if which == "a" else diff.label_b
+        return f"{data['kind']} ({data['mode']})"
+
+    a, b = diff.label_a, diff.label_b
+    console.print(Text.assemble(("a  ", "bold"), f"{label('a')} · {a['teacher']} → {a['student']}"))
+    console.print(Text.assemble(("b  ", "bold"), f"{label('b')} · {b['teacher']} → {b['student']}"))
+    table = Table(box=box.SIMPLE_HEAD, title="entries per source id", title_justify="left")
+    for column in ("direction", "agree", "differ", "only a", "only b", "neither", "mapped by a", "mapped by b"):
+        table.add_column(column, justify="left" if column == "direction" else "right")
+    for direction, side in (("teacher_to_student", "teacher"), ("student_to_teacher", "student")):
+        counts = diff.directions[direction]
+        cov_a, cov_b = diff.coverage_a[side], diff.coverage_b[side]
+        table.add_row(direction.replace("_to_", " → "), f"{counts['agree']:,}", f"{counts['differ']:,}",
+                      f"{counts['only_a']:,}", f"{counts['only_b']:,}", f"{counts['neither']:,}",
+                      f"{cov_a['mapped']:,} ({pct(cov_a['mapped_share'])})",
+                      f"{cov_b['mapped']:,} ({pct(cov_b['mapped_share'])})")
+    console.print(table)
+
+    def shown(entry):
+        if entry["id"] < 0:
+            return "—"
+        token = entry["token"]
+        name = escape(repr(token)) if token is not None else f"#{entry['id']}"
+        return f"{name} [dim]d={entry['distance']}[/]"
+
+    for direction in ("teacher_to_student", "student_to_teacher"):
+        examples = diff.directions[direction]["examples"]
+        rows = [(kind, row) for kind in ("differ", "only_a", "only_b") for row in examples[kind]]
+        if not rows:
+            continue
+        sample = Table(box=box.SIMPLE_HEAD, title=f"examples, {direction.replace('_to_', ' → ')}",
+                       title_justify="left")
+        for column in ("", "source", "a", "b"):
+            sample.add_column(column, overflow="fold")
+        for kind, row in rows:
+            source = escape(repr(row["token"])) if row["token"] is not None else f"#{row['id']}"
+            sample.add_row(kind.replace("_", " "), source, shown(row["a"]), shown(row["b"]))
+        console.print(sample)
+    verdict = "[bold red]the mappings differ[/]" if diff.differs else "[bold green]the same entries[/]"
+    console.print(verdict)

@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Download offline assets into the cache ahead of time; --verify re-hashes it."),
     "vocab": ("ctkd_inspect.cli.vocab:vocab_command",
               "Map one vocabulary onto the other (exact, MinED) and show the coverage."),
+    "diff": ("ctkd_inspect.cli.diff:diff_command",
+             "Compare two alignments of a text: two engines (--engines) or two teachers (--teachers)."),
+    "vocab-diff": ("ctkd_inspect.cli.diff:vocab_diff_command",
+                   "Compare two vocabulary mappings of a pair (exact, MinED, reference, saved files)."),
 }
 
 
