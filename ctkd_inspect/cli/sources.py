@@ -48,7 +48,8 @@ def tokenizers_command(as_json, cache_dir):
 @click.argument("names", nargs=-1)
 @click.option("--all", "fetch_all", is_flag=True, help="Fetch every offline asset (about 420 MB).")
 @click.option("--force", is_flag=True, help="Download again even when cached.")
-@click.option("--verify", is_flag=True, help="Re-hash cached files against their manifests instead of fetching.")
+@click.option("--verify", is_flag=True, help="Re-hash the cached files (downloaded assets and converted tokenizers) "
+              "against their manifests instead of fetching; exit 1 if any is damaged.")
 @cache_option
 @quiet_option
 @guard
@@ -60,7 +61,7 @@ def fetch_command(names, fetch_all, force, verify, cache_dir):
     """
     from ..errors import TokenizerNotFound
     from ..sources import _suggest
-    from ..sources.assets import ASSETS, asset_summary, fetch_asset, verify_asset
+    from ..sources.assets import ASSETS, asset_summary, fetch_asset
     from ..sources.registry import find_alias
 
     if not names and not fetch_all:
@@ -77,11 +78,16 @@ def fetch_command(names, fetch_all, force, verify, cache_dir):
         if key not in keys:
             keys.append(key)
     err = stderr_console()
-    if verify:
-        bad = [key for key in keys if not verify_asset(key, root)]
-        for key in keys:
-            err.print(f"{key}: {'[red]damaged or missing[/]' if key in bad else '[green]ok[/]'}")
-        if bad:
+    if verify:  # every file of the named assets and of their converted tokenizers, re-hashed
+        from rich.markup import escape
+
+        from ..sources.verify import verify_cache
+
+        checks = verify_cache(None if fetch_all else list(names), root)
+        for check in checks:
+            colour = "red" if check.failed else "green" if check.status == "ok" else "dim"
+            err.print(f"[{colour}]{escape(check.line())}[/]")
+        if any(check.failed for check in checks):
             sys.exit(int(ExitCode.RUNTIME))
         return
     for key in keys:
