@@ -161,27 +161,47 @@ def _dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"), default=_json_default, allow_nan=True)
 
 
-def _owner_column(alignment: Alignment, side: str) -> np.ndarray:
-    """Group index per token of ``side`` (int32, -1 for none), checked to rebuild the table's groups exactly."""
-    tokens = alignment.teacher if side == "teacher" else alignment.student
-    table = alignment.table
-    offsets = table.teacher_offsets if side == "teacher" else table.student_offsets
-    indices = table.teacher_indices if side == "teacher" else table.student_indices
-    owner = np.full(len(tokens), -1, dtype=np.int32)
-    if len(indices) == 0:
-        return owner
-    if int(indices.min()) < 0 or int(indices.max()) >= len(tokens):
-        raise InputError(f"cannot store this {alignment.engine} alignment in columns: a {side} group lists a "
-                         f"token index outside 0..{len(tokens) - 1}")
-    owner[indices] = np.repeat(np.arange(len(table), dtype=np.int32), np.diff(offsets))
-    # The reader rebuilds group g as the tokens whose owner is g, in token order: exact iff that is the table.
-    order = np.argsort(owner, kind="stable")
-    if not np.array_equal(order[len(owner) - len(indices):], indices) or np.count_nonzero(owner >= 0) != len(
-            indices):
-        raise InputError(f"cannot store this {alignment.engine} alignment in columns: its {side} groups list a "
-                         "token twice or out of ascending order (the schema's groups partition the tokens, each "
-                         "group in token order)")
-    return owner
+def _group_column(pa, rows: Sequence[Alignment], side: str):
+    """The ``{side}_group`` list column of a batch: each token's group index (-1 for none), for all rows in a few
+    array operations, checked to rebuild every table's groups exactly (see the module docstring)."""
+    tokens = [a.teacher if side == "teacher" else a.student for a in rows]
+    tables = [a.table for a in rows]
+    n_tokens = np.fromiter((len(t) for t in tokens), np.int64, len(rows))
+    n_groups = np.fromiter((len(t) for t in tables), np.int64, len(rows))
+    token_base = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(n_tokens, out=token_base[1:])
+    if token_base[-1] > _INT32_MAX:
+        raise InputError("too many tokens in one record batch for Arrow list offsets; write fewer rows at a time")
+    owner = np.full(int(token_base[-1]), -1, dtype=np.int32)
+    offsets = [getattr(t, f"{side}_offsets") for t in tables]
+    indices_per_row = [getattr(t, f"{side}_indices") for t in tables]
+    counts = np.fromiter((len(i) for i in indices_per_row), np.int64, len(rows))
+    if len(rows) and int(counts.sum()):
+        sizes = np.concatenate([np.diff(o) for o in offsets])  # tokens per group, all groups of the batch in order
+        ends = np.fromiter((int(o[-1]) if len(o) else 0 for o in offsets), np.int64, len(rows))
+        indices = np.concatenate(indices_per_row).astype(np.int64, copy=False)
+        row_of = np.repeat(np.arange(len(rows)), counts)
+        bad = np.flatnonzero((ends != counts)[row_of] | (indices < 0) | (indices >= n_tokens[row_of]))
+        if len(bad):
+            raise InputError(f"cannot store alignment {int(row_of[bad[0]])} in columns: a {side} group lists a "
+                             "token index outside its tokens")
+        group_of = np.repeat(np.arange(len(sizes)), sizes)  # batch-wide group of each listed token
+        local = group_of - np.repeat(np.concatenate([[0], np.cumsum(n_groups)[:-1]]), n_groups)[group_of]
+        flat = indices + token_base[:-1][row_of]
+        owner[flat] = local
+        # exact iff no token is listed twice and every group lists its tokens in ascending order
+        descending = np.flatnonzero((group_of[1:] == group_of[:-1]) & (np.diff(flat) <= 0))
+        if np.count_nonzero(owner >= 0) != len(flat) or len(descending):
+            if len(descending):
+                row = int(row_of[descending[0] + 1])
+            else:  # the row of the first token listed twice
+                twice = int(np.flatnonzero(np.bincount(flat, minlength=len(owner)) > 1)[0])
+                row = int(np.searchsorted(token_base, twice, side="right") - 1)
+            raise InputError(f"cannot store alignment {row} ({rows[row].engine}) in columns: its {side} groups "
+                             "list a token twice or out of ascending order (the schema's groups partition the "
+                             "tokens, each group in token order)")
+    return pa.ListArray.from_arrays(pa.array(token_base.astype(np.int32), type=pa.int32()),
+                                    pa.array(owner, type=pa.int32()))
 
 
 def _derived_pieces(tokens: Tokenization) -> list[str]:
@@ -291,7 +311,7 @@ def to_record_batch(alignments: Alignment | Iterable[Alignment], *, schema: pa.S
         for side in ("teacher", "student"):
             sides = [a.teacher if side == "teacher" else a.student for a in rows]
             columns[f"{side}_ids"] = _list_array(pa, [t.ids for t in sides], pa.int64(), np.int64)
-            columns[f"{side}_group"] = _list_array(pa, [_owner_column(a, side) for a in rows], pa.int32(), np.int32)
+            columns[f"{side}_group"] = _group_column(pa, rows, side)
             columns[f"{side}_name"] = pa.array([t.name for t in sides], type=pa.string())
             columns[f"{side}_scheme"] = pa.array([t.scheme for t in sides], type=pa.string())
             columns[f"{side}_continuation_prefix"] = pa.array([t.continuation_prefix for t in sides], pa.string())
