@@ -113,7 +113,8 @@ def text_transformation(original: str, produced: str) -> str | None:
     The name is the smallest combination (joined by ``+``) of ``NFC``, ``NFKC``, ``case`` (lower-casing),
     ``accents`` (stripped), ``control characters`` (dropped) and ``whitespace`` (added, removed or changed) under
     which both strings become equal; ``replacement characters`` when ``produced`` holds U+FFFD that ``original``
-    does not (bytes lost in decoding); ``other`` when nothing explains it.
+    does not (bytes lost in decoding); ``unknown tokens`` when it holds ``[UNK]``/``<unk>`` that ``original`` does
+    not; ``other`` when nothing explains it.
 
     >>> text_transformation("Café  Noir", "cafe noir")
     'case+accents+whitespace'
@@ -131,6 +132,8 @@ def text_transformation(original: str, produced: str) -> str | None:
             a, b = function(a), function(b)
         if a == b:
             return "+".join(_TRANSFORMS[index][0] for index in subset)
+    if any(token in produced and token not in original for token in UNKNOWN_TOKENS):
+        return "unknown tokens"
     return "other"
 
 

@@ -188,6 +188,7 @@ def test_text_transformation_names():
     assert text_transformation("\ufb01x²", "fix2") == "NFKC"
     assert text_transformation("a\x00b", "ab") == "control characters"
     assert text_transformation("🦙", "\ufffd") == "replacement characters"
+    assert text_transformation("☃ x", "[UNK] x") == "unknown tokens"
     assert text_transformation("abc", "xyz") == "other"
 
 
