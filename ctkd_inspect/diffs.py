@@ -206,33 +206,39 @@ def _owner_in_space(alignment: Alignment, side: str, ids: np.ndarray, size: int)
 
 def _classify(x: Alignment, x_ids: dict, y: Alignment, y_owner: dict) -> tuple[list[str], list[np.ndarray]]:
     """For each group of ``x``: ``agree``, ``union`` (exactly the union of two or more groups of ``y``) or
-    ``other``, and the groups of ``y`` that share a token with it."""
+    ``other``, and the groups of ``y`` that share a token with it (ascending). Array operations over all groups.
+
+    Why sizes decide: ``y``'s groups are disjoint, so when every token of an x-group lies in some y-group, the
+    y-groups it touches cover it, and they hold nothing else exactly when their sizes add up to the x-group's.
+    """
     table = x.table
-    y_sizes = {"teacher": y.table.teacher_sizes, "student": y.table.student_sizes}
-    y_total = y_sizes["teacher"] + y_sizes["student"]
-    y_has_empty_group = bool(np.any(y_total == 0))
-    # the y-group of every token of every x-group, in the x table's CSR order
-    owners = {side: y_owner[side][x_ids[side][getattr(table, f"{side}_indices")]] for side in SIDES}
-    offsets = {side: getattr(table, f"{side}_offsets") for side in SIDES}
-    kinds, related = [], []
-    for g in range(len(table)):
-        t_own = owners["teacher"][offsets["teacher"][g]:offsets["teacher"][g + 1]]
-        s_own = owners["student"][offsets["student"][g]:offsets["student"][g + 1]]
-        members = np.concatenate([t_own, s_own])
-        linked = np.unique(members[members >= 0])
-        related.append(linked)
-        if len(members) == 0:  # a group with no token at all (not a valid group; compared as a set all the same)
-            kinds.append("agree" if y_has_empty_group else "other")
-        elif np.any(members < 0):  # a token the other alignment groups nowhere (or, across teachers, lacks)
-            kinds.append("other")
-        elif len(linked) == 1:
-            # every token of g lies in one y-group h: g agrees when h has nothing more on either side
-            h = linked[0]
-            kinds.append("agree" if (y_sizes["teacher"][h] == len(t_own) and y_sizes["student"][h] == len(s_own))
-                         else "other")
-        else:
-            # the y-groups are disjoint and cover g: g is their union iff they hold no token outside g
-            kinds.append("union" if int(y_total[linked].sum()) == len(members) else "other")
+    count = len(table)
+    t_sizes, s_sizes = table.teacher_sizes, table.student_sizes
+    y_t, y_s = y.table.teacher_sizes, y.table.student_sizes
+    y_total = y_t + y_s
+    # one entry per token of every x-group: the x-group and the y-group holding that token (-1: none)
+    groups = np.concatenate([np.repeat(np.arange(count), t_sizes), np.repeat(np.arange(count), s_sizes)])
+    owners = np.concatenate([y_owner["teacher"][x_ids["teacher"][table.teacher_indices]],
+                             y_owner["student"][x_ids["student"][table.student_indices]]])
+    # a token the other alignment groups nowhere (or, across teachers, lacks) rules out agree and union
+    missing = np.bincount(groups[owners < 0], minlength=count) > 0
+    held = owners >= 0
+    width = len(y_total) + 1
+    pairs = np.unique(groups[held] * width + owners[held])  # distinct (x-group, y-group), sorted by both
+    pair_x, pair_y = pairs // width, pairs % width
+    linked = np.bincount(pair_x, minlength=count)
+    covered = np.bincount(pair_x, weights=y_total[pair_y], minlength=count) if len(pairs) else np.zeros(count)
+    size = t_sizes + s_sizes
+    agree = np.zeros(count, dtype=bool)
+    single = np.flatnonzero(~missing & (linked == 1))
+    if len(single):
+        only = pair_y[np.searchsorted(pair_x, single)]  # the one y-group of each such x-group
+        agree[single] = (y_t[only] == t_sizes[single]) & (y_s[only] == s_sizes[single])
+    # a group with no token at all (not a valid group) agrees with such a group of y, as sets do
+    agree[size == 0] = bool(np.any(y_total == 0))
+    union = ~missing & (linked >= 2) & (covered == size)
+    kinds = np.where(agree, "agree", np.where(union, "union", "other")).tolist()
+    related = np.split(pair_y, np.cumsum(linked)[:-1]) if count else []
     return kinds, related
 
 

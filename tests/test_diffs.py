@@ -468,3 +468,25 @@ def test_mapping_specs_files_and_progress_stages(tmp_path):
         mapping_from_spec("fuzzy", teacher, student, option="--a")
     with pytest.raises(InputError, match="--a: no such mapping file"):
         mapping_from_spec(str(tmp_path / "missing.npz"), teacher, student, option="--a")
+
+
+@pytest.mark.slow
+def test_invariants_on_the_whole_corpus(corpus):
+    """Every text of the corpus: span vs mined (llama3 × gemma2) and two teachers (llama2, llama3 × gemma2)."""
+    from ctkd_inspect.engines.dtw import MinedEngine
+    from ctkd_inspect.engines.span import SpanEngine
+    from ctkd_inspect.text import tokenize_corpus
+
+    llama2, llama3, gemma2 = (tokenize_corpus(load_tokenizer(name), corpus) for name in ("llama2", "llama3", "gemma2"))
+    span, mined = SpanEngine(), MinedEngine()
+    for k in range(len(corpus)):
+        a = span.align(llama3[k], gemma2[k])
+        for b in (mined.align(llama3[k], gemma2[k]), span.align(llama2[k], gemma2[k])):
+            d, reverse = diff(a, b), diff(b, a)
+            assert d.agree + d.split + d.cross == len(a.groups)
+            assert reverse.agree + reverse.split + reverse.cross == len(b.groups)
+            assert d.boundary_precision == pytest.approx(reverse.boundary_recall)
+            assert (d.agree, d.split, d.merge, d.differs) == (reverse.agree, reverse.merge, reverse.split,
+                                                             reverse.differs)
+        same = diff(a, a)
+        assert same.agree == len(a.groups) and not same.differs and same.boundary_f1 == 1.0
