@@ -1,0 +1,411 @@
+"""Reading the user's texts: JSONL, plain text, Parquet or a local 🤗 datasets folder, streamed one text at a time.
+
+:func:`read_texts` returns a :class:`TextReader`, an iterator of strings that reads lazily (a corpus larger than
+memory streams through it) and keeps a :class:`ReadReport` of what it skipped. Formats, chosen by the path:
+
+- **JSONL** (``.jsonl``, ``.ndjson``, also ``.json`` holding one object per line, any of them ``.gz``): one JSON
+  object per line. The text is ``record[field]`` (default ``text``; when ``field`` is not given and records have no
+  ``text`` but a ``messages`` list, the messages are used). A chat ``messages`` list (``[{"role", "content"}]``)
+  is rendered as ``role: content`` lines. With ``prompt_field``/``response_field`` the text is the rendered
+  prompt, ``separator``, the rendered response (e.g. OpenAI evals' ``input``/``ideal``). A ``.json`` file holding
+  one JSON array of such objects (or of strings) is read too.
+- **Plain text** (any other suffix, also ``.gz``): one text per line, or one per paragraph (blocks separated by
+  blank lines) with ``split_paragraphs=True``. Invalid UTF-8 is replaced by U+FFFD and counted.
+- **Parquet** (``.parquet``; the ``parquet`` extra): the ``field`` column, read in record batches.
+- **A dataset folder** written by ``datasets.Dataset.save_to_disk`` (the ``corpus`` extra): the ``field`` column
+  of the dataset, or of ``split`` for a ``DatasetDict`` (default ``train`` when there is one).
+
+Bad input: a JSONL line that is not valid JSON, not an object, or whose text is not a string is skipped and
+counted (the first line numbers are kept), or raises with ``strict=True``; a ``field`` the *first* record lacks is
+a usage error naming the fields found (a later record without it is skipped like a malformed line); empty texts
+are skipped and counted. Every problem raises :class:`~ctkd_inspect.errors.InputError` (exit 2 in the CLI).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+
+__all__ = ["ReadReport", "TextReader", "read_texts", "render_messages"]
+
+_JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+_KEEP_LINE_NUMBERS = 5
+
+
+@dataclass
+class ReadReport:
+    """What a :class:`TextReader` read and skipped so far.
+
+    Attributes:
+        texts: texts yielded.
+        records: records (lines, rows) seen, including skipped ones.
+        skipped: records skipped as malformed (invalid JSON, not an object, a text that is not a string, a
+            record without the field).
+        skipped_lines: the first line numbers (1-based; row numbers for Parquet and datasets) of skipped records.
+        empty: empty texts skipped.
+        replaced_lines: text lines with invalid UTF-8 (replaced by U+FFFD).
+        reasons: skipped records by reason.
+    """
+
+    texts: int = 0
+    records: int = 0
+    skipped: int = 0
+    skipped_lines: list[int] = field(default_factory=list)
+    empty: int = 0
+    replaced_lines: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, line: int, reason: str) -> None:
+        self.skipped += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        if len(self.skipped_lines) < _KEEP_LINE_NUMBERS:
+            self.skipped_lines.append(line)
+
+    def summary(self) -> str | None:
+        """One sentence for people about what was skipped, or ``None`` when nothing was."""
+        parts = []
+        if self.skipped:
+            lines = ", ".join(str(n) for n in self.skipped_lines)
+            more = ", ..." if self.skipped > len(self.skipped_lines) else ""
+            why = "; ".join(f"{reason}: {count}" for reason, count in self.reasons.items())
+            parts.append(f"skipped {self.skipped} malformed line{'s' if self.skipped != 1 else ''} "
+                         f"(line{'s' if self.skipped != 1 else ''} {lines}{more}; {why})")
+        if self.empty:
+            parts.append(f"skipped {self.empty} empty text{'s' if self.empty != 1 else ''}")
+        if self.replaced_lines:
+            parts.append(f"replaced invalid UTF-8 in {self.replaced_lines} line"
+                         f"{'s' if self.replaced_lines != 1 else ''}")
+        return "; ".join(parts) or None
+
+    def to_dict(self) -> dict:
+        return {"texts": self.texts, "records": self.records, "skipped": self.skipped,
+                "skipped_lines": list(self.skipped_lines), "empty": self.empty,
+                "replaced_lines": self.replaced_lines, "reasons": dict(self.reasons)}
+
+
+def render_messages(messages: list) -> str:
+    """A chat ``messages`` list as ``role: content`` lines.
+
+    Content that is a list of parts (``[{"type": "text", "text": ...}]``) contributes its text parts.
+
+    Raises:
+        ValueError: ``messages`` is not a list of objects with a string ``role`` and text content.
+    """
+    lines = []
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise ValueError("a message is not an object with a string 'role'")
+        content = message.get("content", "")
+        if isinstance(content, list):
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        if content is None:
+            content = ""
+        if not isinstance(content, str):
+            raise ValueError("a message's content is not text")
+        lines.append(f"{message['role']}: {content}")
+    return "\n".join(lines)
+
+
+def _render(value) -> str:
+    """A record value as text: a string as is, a messages list rendered; ValueError otherwise."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and (not value or isinstance(value[0], dict)):
+        return render_messages(value)
+    raise ValueError(f"the value is a {type(value).__name__}, not text or a messages list")
+
+
+class TextReader:
+    """An iterator over the texts of a file or folder; see :func:`read_texts` and the module docstring.
+
+    Iterating twice reads the file twice (the report then counts the second pass).
+
+    Attributes:
+        path: the path read.
+        format: ``jsonl``, ``json``, ``text``, ``parquet`` or ``dataset``.
+        report: the :class:`ReadReport`, updated while iterating.
+    """
+
+    def __init__(self, path: str | Path, *, field: str | None = None, format: str | None = None,
+                 split_paragraphs: bool = False, strict: bool = False, limit: int | None = None,
+                 prompt_field: str | None = None, response_field: str | None = None, separator: str = "\n",
+                 split: str | None = None, option: str = "--data", field_option: str = "--field"):
+        self.path = Path(path).expanduser()
+        self.field = field
+        self.split_paragraphs = split_paragraphs
+        self.strict = strict
+        self.limit = limit
+        self.prompt_field, self.response_field, self.separator = prompt_field, response_field, separator
+        self.split = split
+        self.option, self.field_option = option, field_option
+        if limit is not None and limit < 1:
+            raise InputError(f"the text limit must be at least 1, got {limit}")
+        if (prompt_field is None) != (response_field is None):
+            raise InputError("give both prompt_field and response_field (--prompt-field, --response-field), or "
+                             "neither")
+        if prompt_field is not None and field is not None:
+            raise InputError(f"give either {field_option} or the prompt and response fields, not both")
+        if not self.path.exists():
+            raise InputError(f"{option} {path}: no such file or folder")
+        self.format = format or self._detect()
+        if self.format == "folder":
+            raise InputError(f"{option} {path} is a folder but not a saved dataset (no dataset_info.json, "
+                             "dataset_dict.json or state.json); name a file, or a folder written by save_to_disk")
+        if self.format not in ("jsonl", "json", "text", "parquet", "dataset"):
+            raise InputError(f"unknown data format {self.format!r}: use jsonl, json, text, parquet or dataset")
+        if self.format == "dataset" and not self.path.is_dir():
+            raise InputError(f"{option} {path}: a dataset must be a folder written by datasets' save_to_disk")
+        if self.format != "dataset" and self.path.is_dir():
+            raise InputError(f"{option} {path} is a folder; the {self.format} format reads a file")
+        if self.format == "text" and (field is not None or prompt_field is not None):
+            raise InputError(f"{option} {path} is read as plain text (one text per line), which has no fields; "
+                             f"drop {field_option}, or give a .jsonl/.parquet file")
+        self.report = ReadReport()
+
+    # -- format detection ---------------------------------------------------------------------------------
+
+    def _detect(self) -> str:
+        path = self.path
+        if path.is_dir():
+            if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() \
+                    or (path / "state.json").exists():
+                return "dataset"
+            return "folder"
+        suffixes = [s.lower() for s in path.suffixes]
+        if suffixes and suffixes[-1] == ".gz":
+            suffixes = suffixes[:-1]
+        last = suffixes[-1] if suffixes else ""
+        if last == ".parquet":
+            return "parquet"
+        if last in _JSONL_SUFFIXES:
+            if last == ".json" and self._starts_with_array():
+                return "json"
+            return "jsonl"
+        return "text"
+
+    def _open(self):
+        """The file as a binary stream, gunzipped when its name ends in ``.gz``."""
+        if self.path.suffix.lower() == ".gz":
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb")  # the callers' with-blocks close it
+
+    def _starts_with_array(self) -> bool:
+        with self._open() as handle:
+            head = handle.read(4096).lstrip()
+        return head.startswith(b"[")
+
+    # -- iteration ----------------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[str]:
+        self.report = ReadReport()
+        source = {"jsonl": self._jsonl, "json": self._json_array, "text": self._text_lines,
+                  "parquet": self._parquet, "dataset": self._dataset}[self.format]()
+        try:
+            for text in source:
+                if not text:
+                    self.report.empty += 1
+                    continue
+                self.report.texts += 1
+                yield text
+                if self.limit is not None and self.report.texts >= self.limit:
+                    return
+        finally:
+            source.close()  # closes the file now, also when the caller stops early
+
+    def _fields_of(self, record: dict, number: int, first: bool) -> str | None:
+        """The text of one record, or None (skipped) — the first record decides whether the field exists."""
+        try:
+            if self.prompt_field is not None:
+                missing = [f for f in (self.prompt_field, self.response_field) if f not in record]
+                if missing:
+                    raise KeyError(missing[0])
+                return (_render(record[self.prompt_field]) + self.separator
+                        + _render(record[self.response_field]))
+            name = self.field
+            if name is None:
+                name = "text" if "text" in record or "messages" not in record else "messages"
+            if name not in record:
+                raise KeyError(name)
+            return _render(record[name])
+        except KeyError as exc:
+            wanted = exc.args[0]
+            if first:
+                found = ", ".join(repr(k) for k in record) or "none"
+                option = self.field_option if self.prompt_field is None else "--prompt-field/--response-field"
+                raise InputError(f"{self.option} {self.path}: the records have no field {wanted!r} (fields "
+                                 f"found: {found}); choose one with {option}") from None
+            return self._bad(number, f"no field {wanted!r}")
+        except ValueError:
+            return self._bad(number, "not text")
+
+    def _bad(self, number: int, reason: str) -> None:
+        if self.strict:
+            raise InputError(f"{self.option} {self.path}, line {number}: {reason} (without --strict such lines "
+                             "are skipped and counted)")
+        self.report.skip(number, reason)
+        return None
+
+    def _jsonl(self) -> Iterator[str]:
+        first = True
+        with self._open() as raw:
+            for number, line in enumerate(raw, start=1):
+                self.report.records += 1
+                if not line.strip():
+                    self.report.records -= 1  # blank lines are not records
+                    continue
+                try:
+                    record = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    self._bad(number, "not valid JSON")
+                    continue
+                if not isinstance(record, dict):
+                    self._bad(number, "not a JSON object")
+                    continue
+                text = self._fields_of(record, number, first)
+                first = False
+                if text is not None:
+                    yield text
+
+    def _json_array(self) -> Iterator[str]:
+        with self._open() as raw:
+            try:
+                items = json.load(io.TextIOWrapper(raw, encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(f"{self.option} {self.path}: not valid JSON ({exc})") from None
+        if not isinstance(items, list):
+            raise InputError(f"{self.option} {self.path}: a .json file must hold an array of objects or strings, "
+                             "or one object per line")
+        first = True
+        for number, item in enumerate(items, start=1):
+            self.report.records += 1
+            if isinstance(item, str) and self.field is None and self.prompt_field is None:
+                yield item
+                continue
+            if not isinstance(item, dict):
+                self._bad(number, "not a JSON object")
+                continue
+            text = self._fields_of(item, number, first)
+            first = False
+            if text is not None:
+                yield text
+
+    def _text_lines(self) -> Iterator[str]:
+        with self._open() as raw:
+            if self.split_paragraphs:
+                paragraph: list[str] = []
+                for line in raw:
+                    text = self._decode_line(line)
+                    if text.strip():
+                        paragraph.append(text)
+                    elif paragraph:
+                        self.report.records += 1
+                        yield "".join(paragraph).rstrip("\r\n")
+                        paragraph = []
+                if paragraph:
+                    self.report.records += 1
+                    yield "".join(paragraph).rstrip("\r\n")
+                return
+            for line in raw:
+                self.report.records += 1
+                yield self._decode_line(line).rstrip("\r\n")
+
+    def _decode_line(self, line: bytes) -> str:
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError:
+            self.report.replaced_lines += 1
+            return line.decode("utf-8", "replace")
+
+    def _column_name(self, names: list[str]) -> str:
+        if self.prompt_field is not None:
+            raise InputError(f"{self.option} {self.path}: prompt/response fields are read from JSONL; for "
+                             f"{self.format} data give one text column with {self.field_option}")
+        name = self.field or ("text" if "text" in names or "messages" not in names else "messages")
+        if name not in names:
+            found = ", ".join(repr(n) for n in names) or "none"
+            raise InputError(f"{self.option} {self.path}: no column {name!r} (columns found: {found}); choose one "
+                             f"with {self.field_option}")
+        return name
+
+    def _rows(self, values) -> Iterator[str]:
+        for value in values:
+            self.report.records += 1
+            number = self.report.records
+            if value is None:
+                self._bad(number, "no value")
+                continue
+            try:
+                yield _render(value)
+            except ValueError:
+                self._bad(number, "not text")
+
+    def _parquet(self) -> Iterator[str]:
+        from .extras import require
+
+        require("parquet", feature=f"reading Parquet data ({self.option})")
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow raises its own error types for corrupt files
+            raise InputError(f"{self.option} {self.path}: not a readable Parquet file ({exc})") from None
+        name = self._column_name(parquet.schema_arrow.names)
+        for batch in parquet.iter_batches(columns=[name], batch_size=1024):
+            yield from self._rows(batch.column(0).to_pylist())
+
+    def _dataset(self) -> Iterator[str]:
+        from .extras import require
+
+        require("corpus", feature=f"reading a dataset folder ({self.option})")
+        import datasets
+
+        try:
+            loaded = datasets.load_from_disk(str(self.path))
+        except Exception as exc:  # datasets raises FileNotFoundError or its own errors for other folders
+            raise InputError(f"{self.option} {self.path}: not a dataset saved with save_to_disk ({exc})") from None
+        if isinstance(loaded, datasets.DatasetDict):
+            splits = list(loaded)
+            split = self.split or ("train" if "train" in loaded else None)
+            if split is None or split not in loaded:
+                raise InputError(f"{self.option} {self.path} holds the splits {', '.join(splits)}; choose one with "
+                                 "--split")
+            loaded = loaded[split]
+        name = self._column_name(list(loaded.column_names))
+        for start in range(0, len(loaded), 1024):
+            yield from self._rows(loaded[start:start + 1024][name])
+
+
+def read_texts(path: str | Path, *, field: str | None = None, format: str | None = None,
+               split_paragraphs: bool = False, strict: bool = False, limit: int | None = None,
+               prompt_field: str | None = None, response_field: str | None = None, separator: str = "\n",
+               split: str | None = None) -> TextReader:
+    """Open a data file or dataset folder for reading texts (see the module docstring for the formats).
+
+    Args:
+        path: a ``.jsonl``/``.ndjson``/``.json`` file, a plain text file, a ``.parquet`` file (any of them may
+            be gzipped, except Parquet), or a folder saved by ``datasets``.
+        field: the record field or column holding the text (default ``text``, falling back to ``messages``).
+        format: force a format (``jsonl``, ``json``, ``text``, ``parquet``, ``dataset``) instead of the suffix.
+        split_paragraphs: plain text: one text per paragraph instead of per line.
+        strict: raise on the first malformed record instead of skipping it.
+        limit: stop after this many texts.
+        prompt_field, response_field, separator: build each text from two fields (JSONL and JSON arrays).
+        split: the split of a ``DatasetDict`` folder.
+
+    Returns:
+        A :class:`TextReader`: iterate it for the texts; its ``report`` says what was skipped.
+
+    Raises:
+        InputError: the path does not exist, the options contradict each other, or (while iterating) the first
+            record lacks the field, a file is not readable in its format, or ``strict`` meets a malformed record.
+        MissingExtraError: Parquet without pyarrow, a dataset folder without datasets.
+    """
+    return TextReader(path, field=field, format=format, split_paragraphs=split_paragraphs, strict=strict,
+                      limit=limit, prompt_field=prompt_field, response_field=response_field, separator=separator,
+                      split=split)
