@@ -24,6 +24,11 @@ for all of them:
 
 Engines may add keys (``path`` for DTW engines, ``cost`` per group, ``soft`` matrices); readers ignore keys they
 do not know. ``schema_version`` changes its major number only when an existing key changes meaning.
+
+**Columns**: :mod:`ctkd_inspect.columns` stores alignments as flat Arrow rows (one per text, per-token group
+columns; Parquet for corpus runs) and reads a row back into the same ``Alignment``. **Diffs**:
+:func:`ctkd_inspect.diffs.diff` compares two alignments of one text. Alignments have no ``__eq__`` (they compare by
+identity); compare ``to_dict()`` for equal content.
 """
 
 from __future__ import annotations
