@@ -20,6 +20,18 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Number of distinct group colours; neighbouring groups always differ because ids are consecutive.
 PALETTE_SIZE = 6
 
+#: Background colour of each palette index, as ``(base, lighter)``: consecutive cells of one group alternate
+#: between the two shades so its tokens stay distinguishable. Text on them is white. The one colour table of every
+#: front-end (rich, Textual, HTML), so a group has the same colour everywhere.
+GROUP_COLOURS: tuple[tuple[str, str], ...] = (
+    ("#1f4e79", "#2e6da4"), ("#7a4a00", "#a36300"), ("#1e5e2e", "#2d8a45"), ("#6b2463", "#923188"),
+    ("#5c5c00", "#808000"), ("#0f5c5c", "#178a8a"))
+
+#: ``(foreground, background)`` of cells coloured by status rather than by group: special tokens, tokens without a
+#: partner, and (in a diff view) groups that agree with the other alignment.
+STATUS_COLOURS: dict[str, tuple[str, str]] = {
+    "special": ("#9e9e9e", "#303030"), "unmatched": ("#ffffff", "#a00000"), "agreeing": ("#b0b0b0", "#2a2a2a")}
+
 # Whitespace and control characters drawn visibly (what the token really contains stays in the data).
 _VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍", "\x00": "␀", "\u00a0": "⍽", "\u200b": "⟨ZWSP⟩",
             "\u200d": "⟨ZWJ⟩", "\ufeff": "⟨BOM⟩"}

@@ -14,13 +14,23 @@ from rich.table import Table
 from rich.text import Text
 
 from .alignment import Alignment
-from .render import PALETTE_SIZE, diff_rows, diff_segments, group_rows, segments, visible
+from .render import (
+    GROUP_COLOURS,
+    PALETTE_SIZE,
+    STATUS_COLOURS,
+    diff_rows,
+    diff_segments,
+    group_rows,
+    segments,
+    visible,
+)
 
 # Background colours per palette index: (base, lighter) so neighbouring tokens of one group stay distinguishable.
-_BACKGROUNDS = (("#1f4e79", "#2e6da4"), ("#7a4a00", "#a36300"), ("#1e5e2e", "#2d8a45"), ("#6b2463", "#923188"),
-                ("#5c5c00", "#808000"), ("#0f5c5c", "#178a8a"))
+# (the table lives in render.py, shared with the TUI and the HTML views)
+_BACKGROUNDS = GROUP_COLOURS
 assert len(_BACKGROUNDS) == PALETTE_SIZE
-_STATUS_STYLE = {"special": "italic #9e9e9e on #303030", "unmatched": "bold white on #a00000"}
+_STATUS_STYLE = {"special": "italic {} on {}".format(*STATUS_COLOURS["special"]),
+                 "unmatched": "bold white on {}".format(STATUS_COLOURS["unmatched"][1])}
 
 
 def ribbon(alignment: Alignment, side: str, plain: bool = False) -> Text:
@@ -155,7 +165,7 @@ def render_vocab_report(console: Console, report: dict) -> None:
 
 # -- diffs ------------------------------------------------------------------------------------------------------
 
-_AGREEING_STYLE = "#b0b0b0 on #2a2a2a"
+_AGREEING_STYLE = "{} on {}".format(*STATUS_COLOURS["agreeing"])
 
 
 def diff_ribbon(alignment: Alignment, diff, which: str, side: str, plain: bool = False) -> Text:
