@@ -106,3 +106,79 @@ def one_direction(source_topk, target_topk, source_codes, source_offsets, target
                 done[i] = 1
                 mapped += 1
     return pairs[:count], mapped
+
+
+@njit(cache=True)
+def slot_mapping(source_topk, target_topk, segment_starts, source_codes, source_offsets, target_codes,
+                 target_offsets, static, threshold, out):
+    """The mapped target id of every top-K slot, each segment of rows (one example) on its own.
+
+    Within a segment the rows are visited in order and an id without a static mapping is mapped at the first row
+    where a candidate passes θ (exactly :func:`one_direction`); the segment's final mapping is then applied to all
+    of its slots, earlier rows included. Nothing carries over from one segment to the next, so an example's targets
+    do not depend on the other examples of its batch.
+
+    Args:
+        source_topk, target_topk: ``(rows, K)`` int64 ids (``-1``: no string).
+        segment_starts: ``(S + 1,)`` row offsets of the segments.
+        static: int64 per source id, the static target id or ``-1``.
+        out: ``(rows, K)`` int64, filled with the target id of each slot or ``-1``.
+
+    Returns:
+        The number of dynamic pairs found (summed over segments).
+    """
+    rows, k = source_topk.shape
+    longest = 1
+    for r in range(rows):
+        for c in range(k):
+            j = target_topk[r, c]
+            if j >= 0 and target_offsets[j + 1] - target_offsets[j] + 1 > longest:
+                longest = target_offsets[j + 1] - target_offsets[j] + 1
+    scratch = np.empty(longest, np.int64)
+    dynamic = np.full(len(source_offsets) - 1, -1, np.int64)
+    touched = np.empty(rows * k, np.int64)
+    pairs = 0
+    for s in range(len(segment_starts) - 1):
+        r0, r1 = segment_starts[s], segment_starts[s + 1]
+        count = 0
+        for r in range(r0, r1):
+            for c in range(k):
+                i = source_topk[r, c]
+                if i < 0 or (i < len(static) and static[i] >= 0) or dynamic[i] >= 0:
+                    continue
+                a0, a1 = source_offsets[i], source_offsets[i + 1]
+                best = np.inf
+                best_id = -1
+                for cc in range(k):
+                    j = target_topk[r, cc]
+                    if j < 0:
+                        continue
+                    b0, b1 = target_offsets[j], target_offsets[j + 1]
+                    total = (a1 - a0) + (b1 - b0)
+                    scale = total if total > 0 else 1
+                    if abs((a1 - a0) - (b1 - b0)) / scale >= min(best, threshold):
+                        continue
+                    distance = _levenshtein(source_codes, a0, a1, target_codes, b0, b1, scratch)
+                    normalized = distance / scale
+                    if normalized < best:
+                        best = normalized
+                        best_id = j
+                        if distance == 0:
+                            break
+                if best_id >= 0 and best < threshold:
+                    dynamic[i] = best_id
+                    touched[count] = i
+                    count += 1
+        for r in range(r0, r1):
+            for c in range(k):
+                i = source_topk[r, c]
+                if i < 0:
+                    out[r, c] = -1
+                elif i < len(static) and static[i] >= 0:
+                    out[r, c] = static[i]
+                else:
+                    out[r, c] = dynamic[i]
+        pairs += count
+        for t in range(count):  # reset this segment's additions
+            dynamic[touched[t]] = -1
+    return pairs

@@ -45,6 +45,7 @@ class Signals:
     input_embeddings: np.ndarray | None = None  # (T, D)
     hidden_states: np.ndarray | None = None  # (T, D)
     vocab_tokens: list[str] | None = None  # id -> vocabulary string, for decoding predictions
+    cdm_entropy: np.ndarray | None = None  # (T,) CDM's entropy: −Σ (p + 1e-10)·log(p + 1e-10), reference mode
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -331,7 +332,8 @@ def _read_cached_signals(path: Path, ids: np.ndarray, vocab_tokens) -> Signals |
     try:
         with np.load(path, allow_pickle=False) as data:
             signals = Signals(str(data["model"]), data["ids"], data["entropy"], data["topk_ids"],
-                              data["topk_probs"], data["input_embeddings"], data["hidden_states"], vocab_tokens)
+                              data["topk_probs"], data["input_embeddings"], data["hidden_states"], vocab_tokens,
+                              data["cdm_entropy"])  # a file without it (an older format) is recomputed
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
     if not np.array_equal(signals.ids, ids):
@@ -353,7 +355,8 @@ def _write_cached_signals(path: Path, signals: Signals) -> None:
         with open(tmp, "wb") as stream:
             np.savez(stream, model=np.array(signals.model), ids=signals.ids, entropy=signals.entropy,
                      topk_ids=signals.topk_ids, topk_probs=signals.topk_probs,
-                     input_embeddings=signals.input_embeddings, hidden_states=signals.hidden_states)
+                     input_embeddings=signals.input_embeddings, hidden_states=signals.hidden_states,
+                     cdm_entropy=signals.cdm_entropy)
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -398,10 +401,13 @@ def _forward(model, source: ModelSource, ids: np.ndarray, top_k: int, vocab_toke
             else:  # the head does more than we reproduce: take the model's own logits for every position
                 full = model(input_ids=tensor).logits[0].float()
                 logits_at = full.__getitem__
-        entropies, top_ids, top_probs = [], [], []
+        entropies, cdm_entropies, top_ids, top_probs = [], [], [], []
         for start in range(0, len(ids), CHUNK):
             log_probs = torch.log_softmax(logits_at(slice(start, start + CHUNK)), dim=-1)
             entropies.append(-(log_probs.exp() * log_probs).sum(-1))
+            shifted = log_probs.double().exp() + 1e-10  # CDM's calculate_weight adds 1e-10 to the probabilities
+            cdm_entropies.append(-(shifted * shifted.log()).sum(-1))
+            del shifted
             k = min(top_k, log_probs.shape[-1])
             top = torch.topk(log_probs, k, dim=-1)
             top_ids.append(top.indices)
@@ -410,4 +416,33 @@ def _forward(model, source: ModelSource, ids: np.ndarray, top_k: int, vocab_toke
         embeddings = model.get_input_embeddings()(tensor)[0]
     return Signals(source.name, ids, torch.cat(entropies).double().numpy(),
                    torch.cat(top_ids).numpy().astype(np.int64), torch.cat(top_probs).numpy(),
-                   embeddings.float().numpy(), hidden.float().numpy(), vocab_tokens)
+                   embeddings.float().numpy(), hidden.float().numpy(), vocab_tokens,
+                   torch.cat(cdm_entropies).numpy())
+
+
+def averaged_topk(signals: Signals, weights: list[dict[int, float]], k: int) -> np.ndarray:
+    """Top-``k`` ids of weighted means of full logit rows: row ``g`` is ``Σ_t weights[g][t]·logits[t]``.
+
+    CDM averages logits over a group's positions; the signals keep only each position's top-k, so the logits are
+    recomputed from the final hidden states with the model's head (the model named by ``signals.model`` is loaded,
+    once per process). Returns ``(G, k)`` int64 ids, ranked.
+
+    Raises:
+        ModelError: the model cannot be loaded, or the signals carry no hidden states.
+    """
+    import torch
+
+    if not weights:
+        return np.zeros((0, k), dtype=np.int64)
+    if signals.hidden_states is None:
+        raise ModelError(f"the signals of {signals.model!r} carry no hidden states to recompute logits from")
+    model = load_model(resolve_model(signals.model))
+    hidden = torch.from_numpy(np.asarray(signals.hidden_states, dtype=np.float32))
+    out = []
+    with torch.no_grad():
+        for row in weights:
+            positions = sorted(row)
+            logits = _final_logits(model, hidden[positions]).double()
+            mean = (torch.tensor([row[t] for t in positions], dtype=torch.float64)[:, None] * logits).sum(0)
+            out.append(torch.topk(mean, min(k, mean.shape[-1])).indices.numpy())
+    return np.stack(out).astype(np.int64)

@@ -53,7 +53,7 @@ def normalized_edit_distance(a: str, b: str) -> float:
     return 0.0 if total == 0 else Levenshtein.distance(a, b) / total
 
 
-def cdm_entropy_factors(entropy: np.ndarray, *, guard_constant: bool = True) -> np.ndarray:
+def cdm_entropy_factors(entropy: np.ndarray, *, guard_constant: bool = True, lengths=None) -> np.ndarray:
     """CDM's weight factors ``int(3 + 3·σ(4e − 2))`` ∈ {3, 4, 5}, with ``e`` the entropy min-max scaled within
     the sequence (cut points at e ≈ 0.327 and e ≈ 0.673).
 
@@ -61,10 +61,33 @@ def cdm_entropy_factors(entropy: np.ndarray, *, guard_constant: bool = True) -> 
     ``e`` NaN and the integer cast produces garbage. ``guard_constant=True`` (canonical) gives every token 4 (the
     middle factor, i.e. no token is preferred); ``False`` raises ``ValueError`` instead of computing garbage.
 
+    ``entropy`` is one sequence ``(n,)``, or a padded batch ``(B, N)`` with ``lengths`` ``(B,)`` (each row scaled
+    within its own first ``lengths[b]`` values; padding gets factor 0; the error names the first constant row).
+
     >>> cdm_entropy_factors(np.array([1.0, 2.0, 3.0])).tolist()
     [3, 4, 5]
     """
     entropy = np.asarray(entropy, dtype=np.float64)
+    if entropy.ndim == 2:
+        B, N = entropy.shape
+        n = np.full(B, N, np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64).reshape(-1)
+        if n.shape != (B,) or (n < 0).any() or (n > N).any():
+            raise ValueError(f"lengths must hold {B} integers in [0, {N}]")
+        valid = np.arange(N)[None, :] < n[:, None]
+        if not np.all(np.isfinite(entropy[valid])):
+            raise ValueError("entropy holds NaN or infinite values")
+        low = np.where(valid, entropy, np.inf).min(axis=1, initial=np.inf)
+        high = np.where(valid, entropy, -np.inf).max(axis=1, initial=-np.inf)
+        constant = (n > 0) & (high == low)
+        if constant.any() and not guard_constant:
+            raise ValueError(f"constant entropy in row {int(np.flatnonzero(constant)[0])} (e.g. a one-token "
+                             "sequence): the reference CDM weights are undefined (0/0 in the min-max scaling); use "
+                             "the canonical mode")
+        span = np.where(high > low, high - low, 1.0)
+        scaled = (entropy - np.where(np.isfinite(low), low, 0.0)[:, None]) / span[:, None]
+        factors = (3 + 3 / (1 + np.exp(-(4 * scaled - 2)))).astype(np.int64)
+        factors = np.where(constant[:, None], 4, factors)
+        return np.where(valid, factors, 0)
     if entropy.ndim != 1:
         raise ValueError("entropy must be one value per token")
     if len(entropy) == 0:
