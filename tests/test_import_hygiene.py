@@ -13,6 +13,7 @@ CORE_MODULES = [
     "ctkd_inspect.engines.base", "ctkd_inspect.progress", "ctkd_inspect.extras", "ctkd_inspect.outputs",
     "ctkd_inspect.columns", "ctkd_inspect.diffs",
     "ctkd_inspect.failures",
+    "ctkd_inspect.lookup",
 ]
 FORBIDDEN = ["torch", "textual", "ipywidgets", "click", "rich"]
 
