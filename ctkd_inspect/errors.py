@@ -65,6 +65,19 @@ class EngineError(CtkdError):
     exit_code = ExitCode.USAGE
 
 
+class MemoryBudgetError(EngineError):
+    """A quadratic step (DTW, Soft-DTW) would need more memory than its budget; raised before it allocates.
+
+    ``estimate`` and ``budget`` are in bytes; the message names both and the ways out (chunking, a larger
+    ``--max-memory``, the span engine). Exit code 2, like every engine error.
+    """
+
+    def __init__(self, message: str, estimate: int = 0, budget: int = 0):
+        super().__init__(message)
+        self.estimate = estimate
+        self.budget = budget
+
+
 class ModelError(CtkdError):
     """A model could not be loaded or does not fit its tokenizer."""
 

@@ -6,6 +6,11 @@ The recursion and backtrace are FuseLLM's ``simpledtw`` conventions (see :mod:`c
 coordinates; the backtrace starts at the pair's last cell and takes the first minimum of ``[diag, up, left]``, so
 ties go diagonal > up (teacher index − 1) > left (student index − 1); it always ends at (0, 0).
 
+Memory: besides the costs it is given, a pair needs one byte per cell (the direction codes of the backtrace) and
+two rows of accumulated cost; :func:`ctkd_inspect.batch.dtw.dtw_memory` states it. Costs may be float64, float32,
+int64, int32 or unsigned integers (numba compiles one version per type); accumulation is in float64, so integer
+costs give exactly the totals and paths of the same costs as float64.
+
 Functions live at module level so numba's on-disk cache serves them to every later process.
 """
 
@@ -21,30 +26,40 @@ PARALLEL_MIN_CELLS = 1 << 16
 
 @njit(cache=True)
 def _one_pair(cost, b, n, m, paths, steps_out, totals):
-    acc = np.full((n + 1, m + 1), np.inf)
-    acc[0, 0] = 0.0
+    # Memory: one direction code per cell (1 byte) and two rows of accumulated cost, instead of the whole
+    # float64 accumulated matrix: the backtrace only needs to know which neighbour each cell came from. The code
+    # stored is the one the backtrace over the full matrix would pick (the first minimum of [diag, up, left]):
+    # the forward pass compares the same three values with the same tie order.
+    moves = np.empty((n, m), np.uint8)  # 0 diagonal, 1 up (teacher − 1), 2 left (student − 1)
+    previous = np.full(m + 1, np.inf)  # accumulated row i − 1, padded: previous[j] = R[i−1, j−1]
+    current = np.empty(m + 1)
+    previous[0] = 0.0
     for i in range(1, n + 1):
+        current[0] = np.inf
         for j in range(1, m + 1):
-            best = acc[i - 1, j - 1]
-            if acc[i - 1, j] < best:
-                best = acc[i - 1, j]
-            if acc[i, j - 1] < best:
-                best = acc[i, j - 1]
-            acc[i, j] = cost[b, i - 1, j - 1] + best
-    # backtrace over the accumulated matrix; the first minimum of [diag, up, left] wins
+            best = previous[j - 1]
+            move = 0
+            if previous[j] < best:
+                best = previous[j]
+                move = 1
+            if current[j - 1] < best:
+                best = current[j - 1]
+                move = 2
+            current[j] = cost[b, i - 1, j - 1] + best
+            moves[i - 1, j - 1] = move
+        previous, current = current, previous
+    # backtrace along the stored codes, from the last cell to (0, 0)
     i, j = n - 1, m - 1
     steps = 0
     while i > 0 or j > 0:
         paths[b, steps, 0] = i
         paths[b, steps, 1] = j
         steps += 1
-        diag = acc[i, j] if (i > 0 and j > 0) else np.inf
-        up = acc[i, j + 1] if i > 0 else np.inf
-        left = acc[i + 1, j] if j > 0 else np.inf
-        if diag <= up and diag <= left:
+        move = moves[i, j]
+        if move == 0:
             i -= 1
             j -= 1
-        elif up <= left:
+        elif move == 1:
             i -= 1
         else:
             j -= 1
@@ -59,7 +74,18 @@ def _one_pair(cost, b, n, m, paths, steps_out, totals):
         paths[b, steps - 1 - k, 0] = a0
         paths[b, steps - 1 - k, 1] = a1
     steps_out[b] = steps
-    totals[b] = acc[n, m]
+    totals[b] = previous[m]
+
+
+@njit(cache=True)
+def all_finite(cost, n_lengths, m_lengths):
+    """Whether every cost inside each pair's lengths is finite (no temporary array of the batch's size)."""
+    for b in range(cost.shape[0]):
+        for i in range(n_lengths[b]):
+            for j in range(m_lengths[b]):
+                if not np.isfinite(cost[b, i, j]):
+                    return False
+    return True
 
 
 @njit(cache=True)

@@ -6,6 +6,11 @@ the data pipeline, CDM's entropy-weighted path inside the loss). Conventions (Fu
 :mod:`ctkd_inspect.engines.dtw_core`. Series 1 (rows) is the teacher, series 2 (columns) the student.
 
 Pair ``b`` uses ``costs[b, :n[b], :m[b]]``; cells beyond its lengths are never read (they may hold anything).
+
+Memory: the costs are used in their own type when it is float64, float32 or an integer type (no float64 copy of
+an integer matrix), and the DP needs one byte per cell of each pair for the backtrace plus two rows of
+accumulated cost (:func:`dtw_memory`); callers check that against their memory budget before allocating the
+costs (see :mod:`ctkd_inspect.memory`).
 """
 
 from __future__ import annotations
@@ -82,6 +87,28 @@ class BatchedPaths:
         return groups[:, :max(int(counts.max(initial=0)), 0)], counts
 
 
+#: Bytes per DP cell the kernel allocates (the backtrace's direction codes), on top of the costs themselves.
+DIRECTION_BYTES_PER_CELL = 1
+
+def dtw_memory(teacher_lengths, student_lengths) -> int:
+    """Bytes :func:`dtw_paths` allocates for pairs of these lengths, beyond the costs it is given: the direction
+    codes (one byte per cell of every pair: an upper bound, since pairs run one after another on each thread),
+    the accumulated rows and the padded path array.
+
+    >>> dtw_memory([1000], [2000])  # 2 M cells
+    2080024
+    """
+    n = np.asarray(teacher_lengths, dtype=np.int64).reshape(-1)
+    m = np.asarray(student_lengths, dtype=np.int64).reshape(-1)
+    if n.size == 0:
+        return 0
+    N, M = int(n.max()), int(m.max())
+    cells = int((n * m).sum()) * DIRECTION_BYTES_PER_CELL
+    rows = int(16 * (m + 1).sum())
+    paths = len(n) * (N + M - 1) * 2 * 8 + len(n) * 24
+    return cells + rows + paths
+
+
 def _lengths(value, batch: int, limit: int, name: str) -> np.ndarray:
     if value is None:
         return np.full(batch, limit, np.int64)
@@ -106,7 +133,11 @@ def dtw_paths(costs, teacher_lengths=None, student_lengths=None) -> BatchedPaths
         ValueError: a shape that is not 2-D/3-D, an empty side, lengths out of range, non-finite costs inside a
             pair's lengths.
     """
-    costs = np.ascontiguousarray(costs, dtype=np.float64)
+    costs = np.asarray(costs)
+    # float and integer costs are used as they are (an integer matrix is 1-8 bytes a cell, its float64 copy 8);
+    # anything else (bool, float16, object) is converted
+    native = (costs.dtype.kind == "f" and costs.dtype.itemsize in (4, 8)) or costs.dtype.kind in "iu"
+    costs = np.ascontiguousarray(costs, dtype=costs.dtype if native else np.float64)
     if costs.ndim == 2:
         costs = costs[None]
     if costs.ndim != 3:
@@ -116,13 +147,13 @@ def dtw_paths(costs, teacher_lengths=None, student_lengths=None) -> BatchedPaths
         raise ValueError(f"DTW needs at least one token on each side (got {N} teacher, {M} student)")
     n = _lengths(teacher_lengths, B, N, "teacher_lengths")
     m = _lengths(student_lengths, B, M, "student_lengths")
-    inside = (np.arange(N)[None, :, None] < n[:, None, None]) & (np.arange(M)[None, None, :] < m[:, None, None])
-    if not np.isfinite(costs[inside]).all():
+    kernel = _kernel()
+    # checked in place (no mask or copy of the batch's size); integer costs are always finite
+    if costs.dtype.kind == "f" and not kernel.all_finite(costs, n, m):
         raise ValueError("the cost matrix holds NaN or infinite values")
     paths = np.full((B, max(N + M - 1, 1), 2), -1, np.int64)
     steps = np.zeros(B, np.int64)
     totals = np.zeros(B, np.float64)
-    kernel = _kernel()
     work = int((n * m).sum())
     if B > 1 and work >= kernel.PARALLEL_MIN_CELLS:
         kernel.dtw_parallel(costs, n, m, paths, steps, totals)
