@@ -343,6 +343,12 @@ class Alignment:
     def __repr__(self) -> str:
         return f"<Alignment {self.summary()}>"
 
+    def _repr_html_(self) -> str:
+        """The notebook view (:func:`ctkd_inspect.html.alignment_html`): both ribbons, the groups, the metrics."""
+        from .html import alignment_html  # deferred: only notebooks and reports need it
+
+        return alignment_html(self)
+
 
 def _json_default(value):
     if isinstance(value, np.integer):

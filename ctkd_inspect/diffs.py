@@ -124,6 +124,8 @@ class AlignmentDiff:
         basis: per side, ``index`` or ``offset``.
         disagreeing_a, disagreeing_b: the groups that do not agree, in group order.
         label_a, label_b: engine, teacher and student names of each alignment.
+        alignment_a, alignment_b: the two alignments compared (kept for the notebook view, which draws their
+            ribbons; not part of ``to_dict()`` or of equality), ``None`` for a diff built by hand.
     """
 
     agree: int
@@ -144,6 +146,8 @@ class AlignmentDiff:
     disagreeing_b: tuple[DisagreeingGroup, ...]
     label_a: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
     label_b: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
+    alignment_a: Alignment | None = field(default=None, compare=False, repr=False)
+    alignment_b: Alignment | None = field(default=None, compare=False, repr=False)
 
     def disagreeing(self, which: str) -> dict[int, DisagreeingGroup]:
         """The disagreeing groups of ``a`` or ``b`` by group index."""
@@ -169,6 +173,15 @@ class AlignmentDiff:
             "disagreeing": {"a": [r.to_dict() for r in self.disagreeing_a],
                             "b": [r.to_dict() for r in self.disagreeing_b]},
         }
+
+    def _repr_html_(self) -> str:
+        """The notebook view: both alignments' ribbons with the disagreeing groups highlighted, the counts and
+        boundary figures, the disagreeing groups (:func:`ctkd_inspect.html.diff_html`)."""
+        from .html import diff_html, diff_summary_html  # deferred: only notebooks and reports need it
+
+        if self.alignment_a is not None and self.alignment_b is not None:
+            return diff_html(self.alignment_a, self.alignment_b, self)
+        return diff_summary_html(self)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -327,7 +340,8 @@ def diff(a: Alignment, b: Alignment) -> AlignmentDiff:
         cross_b=b_kinds.count("other"), boundary_precision=precision, boundary_recall=recall, boundary_f1=f1,
         differs=agree < len(a_kinds) or len(a_kinds) != len(b_kinds), groups_a=len(a_kinds), groups_b=len(b_kinds),
         boundaries_a=_frozen(bounds_a), boundaries_b=_frozen(bounds_b), basis=_frozen(basis),
-        disagreeing_a=disagreeing_a, disagreeing_b=disagreeing_b, label_a=_label(a), label_b=_label(b))
+        disagreeing_a=disagreeing_a, disagreeing_b=disagreeing_b, label_a=_label(a), label_b=_label(b),
+        alignment_a=a, alignment_b=b)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -369,6 +383,12 @@ class VocabMappingDiff:
         return {"differs": self.differs, "a": plain(self.label_a), "b": plain(self.label_b),
                 "coverage": {"a": plain(self.coverage_a), "b": plain(self.coverage_b)},
                 "directions": plain(self.directions)}
+
+    def _repr_html_(self) -> str:
+        """The notebook view (:func:`ctkd_inspect.html.vocab_diff_html`)."""
+        from .html import vocab_diff_html  # deferred: only notebooks and reports need it
+
+        return vocab_diff_html(self)
 
 
 def _spread(ids: np.ndarray, limit: int) -> np.ndarray:

@@ -238,6 +238,13 @@ class VocabMapping:
                          "student_distance": self.student_distance.tolist()})
         return data
 
+    def _repr_html_(self) -> str:
+        """The notebook view: coverage per direction and samples by id (:func:`ctkd_inspect.html.vocab_mapping_html`
+        also shows the tokens when given the vocabularies)."""
+        from .html import vocab_mapping_html  # deferred: only notebooks and reports need it
+
+        return vocab_mapping_html(self)
+
     def save(self, path: str | Path, teacher_vocab: Vocabulary | None = None,
              student_vocab: Vocabulary | None = None) -> Path:
         """Write the mapping, both directions, so that :meth:`load` reads it back.
