@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Compare two alignments of a text: two engines (--engines) or two teachers (--teachers)."),
     "vocab-diff": ("ctkd_inspect.cli.diff:vocab_diff_command",
                    "Compare two vocabulary mappings of a pair (exact, MinED, reference, saved files)."),
+    "check": ("ctkd_inspect.cli.check:check_command", "Preflight checks: what will break when distilling the pair."),
 }
 
 
