@@ -18,7 +18,11 @@ memory streams through it) and keeps a :class:`ReadReport` of what it skipped. F
 Bad input: a JSONL line that is not valid JSON, not an object, or whose text is not a string is skipped and
 counted (the first line numbers are kept), or raises with ``strict=True``; a ``field`` the *first* record lacks is
 a usage error naming the fields found (a later record without it is skipped like a malformed line); empty texts
-are skipped and counted. Every problem raises :class:`~ctkd_inspect.errors.InputError` (exit 2 in the CLI).
+are skipped and counted; with ``max_text_bytes`` a longer text is skipped and counted too (or raises with
+``strict=True``). Every problem raises :class:`~ctkd_inspect.errors.InputError` (exit 2 in the CLI).
+
+:meth:`TextReader.records` yields the same texts as :class:`TextRecord` objects, with the line (or row) number
+each came from and, with prompt/response fields, the offset where the response starts (corpus runs keep both).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["ReadReport", "TextReader", "read_texts", "render_messages"]
+__all__ = ["ReadReport", "TextReader", "TextRecord", "read_texts", "render_messages"]
 
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _KEEP_LINE_NUMBERS = 5
@@ -51,6 +55,9 @@ class ReadReport:
         empty: empty texts skipped.
         replaced_lines: text lines with invalid UTF-8 (replaced by U+FFFD).
         reasons: skipped records by reason.
+        too_long: texts skipped for being longer than the reader's ``max_text_bytes`` (UTF-8 bytes).
+        too_long_lines: the first line (row) numbers of those texts.
+        max_text_bytes: the reader's limit, when it has one.
     """
 
     texts: int = 0
@@ -60,6 +67,9 @@ class ReadReport:
     empty: int = 0
     replaced_lines: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    too_long: int = 0
+    too_long_lines: list[int] = field(default_factory=list)
+    max_text_bytes: int | None = None
 
     def skip(self, line: int, reason: str) -> None:
         self.skipped += 1
@@ -78,6 +88,12 @@ class ReadReport:
                          f"(line{'s' if self.skipped != 1 else ''} {lines}{more}; {why})")
         if self.empty:
             parts.append(f"skipped {self.empty} empty text{'s' if self.empty != 1 else ''}")
+        if self.too_long:
+            lines = ", ".join(str(n) for n in self.too_long_lines)
+            more = ", ..." if self.too_long > len(self.too_long_lines) else ""
+            parts.append(f"skipped {self.too_long} text{'s' if self.too_long != 1 else ''} longer than "
+                         f"{self.max_text_bytes:,} bytes (line{'s' if self.too_long != 1 else ''} {lines}{more}; "
+                         "raise --max-text-bytes to align them)")
         if self.replaced_lines:
             parts.append(f"replaced invalid UTF-8 in {self.replaced_lines} line"
                          f"{'s' if self.replaced_lines != 1 else ''}")
@@ -86,7 +102,25 @@ class ReadReport:
     def to_dict(self) -> dict:
         return {"texts": self.texts, "records": self.records, "skipped": self.skipped,
                 "skipped_lines": list(self.skipped_lines), "empty": self.empty,
-                "replaced_lines": self.replaced_lines, "reasons": dict(self.reasons)}
+                "replaced_lines": self.replaced_lines, "reasons": dict(self.reasons), "too_long": self.too_long,
+                "too_long_lines": list(self.too_long_lines), "max_text_bytes": self.max_text_bytes}
+
+
+@dataclass(frozen=True)
+class TextRecord:
+    """One text and where it came from (:meth:`TextReader.records`).
+
+    Attributes:
+        text: the text; with prompt/response fields the rendered prompt, the separator and the rendered response.
+        number: the record's 1-based line number (JSONL; plain text: the line, or a paragraph's first line), item
+            number (JSON arrays) or row number (Parquet, datasets): the numbers skipped records are reported by.
+        response_start: with prompt/response fields, the character offset in ``text`` where the response starts
+            (right after the separator, which ends the prompt); ``None`` otherwise.
+    """
+
+    text: str
+    number: int
+    response_start: int | None = None
 
 
 def render_messages(messages: list) -> str:
@@ -135,8 +169,10 @@ class TextReader:
     def __init__(self, path: str | Path, *, field: str | None = None, format: str | None = None,
                  split_paragraphs: bool = False, strict: bool = False, limit: int | None = None,
                  prompt_field: str | None = None, response_field: str | None = None, separator: str = "\n",
-                 split: str | None = None, option: str = "--data", field_option: str = "--field"):
+                 split: str | None = None, option: str = "--data", field_option: str = "--field",
+                 max_text_bytes: int | None = None):
         self.path = Path(path).expanduser()
+        self.max_text_bytes = max_text_bytes
         self.field = field
         self.split_paragraphs = split_paragraphs
         self.strict = strict
@@ -146,6 +182,8 @@ class TextReader:
         self.option, self.field_option = option, field_option
         if limit is not None and limit < 1:
             raise InputError(f"the text limit must be at least 1, got {limit}")
+        if max_text_bytes is not None and max_text_bytes < 1:
+            raise InputError(f"the text size limit must be at least 1 byte, got {max_text_bytes}")
         if (prompt_field is None) != (response_field is None):
             raise InputError("give both prompt_field and response_field (--prompt-field, --response-field), or "
                              "neither")
@@ -203,36 +241,65 @@ class TextReader:
     # -- iteration ----------------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[str]:
-        self.report = ReadReport()
+        records = self.records()
+        try:
+            for record in records:
+                yield record.text
+        finally:
+            records.close()
+
+    def records(self) -> Iterator[TextRecord]:
+        """The texts as :class:`TextRecord` objects (with their line or row numbers and, with prompt/response
+        fields, where the response starts); the same texts, skips, limit and report as iterating the reader.
+
+        A text longer than ``max_text_bytes`` UTF-8 bytes is skipped and counted (``report.too_long``), or raises
+        :class:`~ctkd_inspect.errors.InputError` with ``strict``.
+        """
+        self.report = ReadReport(max_text_bytes=self.max_text_bytes)
         source = {"jsonl": self._jsonl, "json": self._json_array, "text": self._text_lines,
                   "parquet": self._parquet, "dataset": self._dataset}[self.format]()
+        limit = self.max_text_bytes
         try:
-            for text in source:
+            for record in source:
+                text = record.text
                 if not text:
                     self.report.empty += 1
                     continue
+                # a str of n code points is at most 4n UTF-8 bytes: most texts need no encoding to be checked
+                if limit is not None and len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit:
+                    self._too_long(record.number, len(text.encode("utf-8", "surrogatepass")))
+                    continue
                 self.report.texts += 1
-                yield text
+                yield record
                 if self.limit is not None and self.report.texts >= self.limit:
                     return
         finally:
             source.close()  # closes the file now, also when the caller stops early
 
-    def _fields_of(self, record: dict, number: int, first: bool) -> str | None:
+    def _too_long(self, number: int, size: int) -> None:
+        if self.strict:
+            raise InputError(f"{self.option} {self.path}, line {number}: the text is {size:,} bytes, longer than "
+                             f"--max-text-bytes {self.max_text_bytes:,}; raise --max-text-bytes to align it "
+                             "(without --strict such texts are skipped and counted)")
+        self.report.too_long += 1
+        if len(self.report.too_long_lines) < _KEEP_LINE_NUMBERS:
+            self.report.too_long_lines.append(number)
+
+    def _fields_of(self, record: dict, number: int, first: bool) -> TextRecord | None:
         """The text of one record, or None (skipped) — the first record decides whether the field exists."""
         try:
             if self.prompt_field is not None:
                 missing = [f for f in (self.prompt_field, self.response_field) if f not in record]
                 if missing:
                     raise KeyError(missing[0])
-                return (_render(record[self.prompt_field]) + self.separator
-                        + _render(record[self.response_field]))
+                prompt = _render(record[self.prompt_field]) + self.separator
+                return TextRecord(prompt + _render(record[self.response_field]), number, len(prompt))
             name = self.field
             if name is None:
                 name = "text" if "text" in record or "messages" not in record else "messages"
             if name not in record:
                 raise KeyError(name)
-            return _render(record[name])
+            return TextRecord(_render(record[name]), number)
         except KeyError as exc:
             wanted = exc.args[0]
             if first:
@@ -251,7 +318,7 @@ class TextReader:
         self.report.skip(number, reason)
         return None
 
-    def _jsonl(self) -> Iterator[str]:
+    def _jsonl(self) -> Iterator[TextRecord]:
         first = True
         with self._open() as raw:
             for number, line in enumerate(raw, start=1):
@@ -272,7 +339,7 @@ class TextReader:
                 if text is not None:
                     yield text
 
-    def _json_array(self) -> Iterator[str]:
+    def _json_array(self) -> Iterator[TextRecord]:
         with self._open() as raw:
             try:
                 items = json.load(io.TextIOWrapper(raw, encoding="utf-8"))
@@ -285,7 +352,7 @@ class TextReader:
         for number, item in enumerate(items, start=1):
             self.report.records += 1
             if isinstance(item, str) and self.field is None and self.prompt_field is None:
-                yield item
+                yield TextRecord(item, number)
                 continue
             if not isinstance(item, dict):
                 self._bad(number, "not a JSON object")
@@ -295,25 +362,28 @@ class TextReader:
             if text is not None:
                 yield text
 
-    def _text_lines(self) -> Iterator[str]:
+    def _text_lines(self) -> Iterator[TextRecord]:
         with self._open() as raw:
             if self.split_paragraphs:
                 paragraph: list[str] = []
-                for line in raw:
+                first_line = 0
+                for number, line in enumerate(raw, start=1):
                     text = self._decode_line(line)
                     if text.strip():
+                        if not paragraph:
+                            first_line = number
                         paragraph.append(text)
                     elif paragraph:
                         self.report.records += 1
-                        yield "".join(paragraph).rstrip("\r\n")
+                        yield TextRecord("".join(paragraph).rstrip("\r\n"), first_line)
                         paragraph = []
                 if paragraph:
                     self.report.records += 1
-                    yield "".join(paragraph).rstrip("\r\n")
+                    yield TextRecord("".join(paragraph).rstrip("\r\n"), first_line)
                 return
-            for line in raw:
+            for number, line in enumerate(raw, start=1):
                 self.report.records += 1
-                yield self._decode_line(line).rstrip("\r\n")
+                yield TextRecord(self._decode_line(line).rstrip("\r\n"), number)
 
     def _decode_line(self, line: bytes) -> str:
         try:
@@ -333,7 +403,7 @@ class TextReader:
                              f"with {self.field_option}")
         return name
 
-    def _rows(self, values) -> Iterator[str]:
+    def _rows(self, values) -> Iterator[TextRecord]:
         for value in values:
             self.report.records += 1
             number = self.report.records
@@ -341,11 +411,13 @@ class TextReader:
                 self._bad(number, "no value")
                 continue
             try:
-                yield _render(value)
+                text = _render(value)
             except ValueError:
                 self._bad(number, "not text")
+                continue
+            yield TextRecord(text, number)
 
-    def _parquet(self) -> Iterator[str]:
+    def _parquet(self) -> Iterator[TextRecord]:
         from .extras import require
 
         require("parquet", feature=f"reading Parquet data ({self.option})")
@@ -359,7 +431,7 @@ class TextReader:
         for batch in parquet.iter_batches(columns=[name], batch_size=1024):
             yield from self._rows(batch.column(0).to_pylist())
 
-    def _dataset(self) -> Iterator[str]:
+    def _dataset(self) -> Iterator[TextRecord]:
         from .extras import require
 
         require("corpus", feature=f"reading a dataset folder ({self.option})")
@@ -384,7 +456,7 @@ class TextReader:
 def read_texts(path: str | Path, *, field: str | None = None, format: str | None = None,
                split_paragraphs: bool = False, strict: bool = False, limit: int | None = None,
                prompt_field: str | None = None, response_field: str | None = None, separator: str = "\n",
-               split: str | None = None) -> TextReader:
+               split: str | None = None, max_text_bytes: int | None = None) -> TextReader:
     """Open a data file or dataset folder for reading texts (see the module docstring for the formats).
 
     Args:
@@ -397,6 +469,7 @@ def read_texts(path: str | Path, *, field: str | None = None, format: str | None
         limit: stop after this many texts.
         prompt_field, response_field, separator: build each text from two fields (JSONL and JSON arrays).
         split: the split of a ``DatasetDict`` folder.
+        max_text_bytes: skip (and count) texts longer than this many UTF-8 bytes; raise with ``strict``.
 
     Returns:
         A :class:`TextReader`: iterate it for the texts; its ``report`` says what was skipped.
@@ -408,4 +481,4 @@ def read_texts(path: str | Path, *, field: str | None = None, format: str | None
     """
     return TextReader(path, field=field, format=format, split_paragraphs=split_paragraphs, strict=strict,
                       limit=limit, prompt_field=prompt_field, response_field=response_field, separator=separator,
-                      split=split)
+                      split=split, max_text_bytes=max_text_bytes)
