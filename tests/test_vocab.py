@@ -220,8 +220,19 @@ def test_contextual_mapping_modes_on_byte_fragments():
     t_sig, s_sig = signals([t_frag, beyond]), signals([s_frag, s_frag])
     reference = contextual_mapping(groups, t_sig, s_sig, gemma3, smollm2, "gemma3", "smollm2", mode="reference")
     canonical = contextual_mapping(groups, t_sig, s_sig, gemma3, smollm2, "gemma3", "smollm2", mode="canonical")
-    assert reference["pairs"] == {str(t_frag): s_frag}
+    # CDM's published mapper subtracts its "matched" set (the teacher ids without a static mapping) from the
+    # student's candidate ids: every SmolLM2 byte id (< 256) is such a Gemma 3 id, so it pairs nothing here
+    assert reference["pairs"] == {}
     assert canonical["pairs"] == {}
+    # without that subtraction, CDM's decoding makes both fragments "�" and pairs them
+    from ctkd_inspect.engines.dtw import _vocab_tables
+    from ctkd_inspect.vocab import cdm_dynamic_mapping
+
+    t_decoded = _vocab_tables(gemma3, "gemma3", "reference")[1]
+    s_decoded = _vocab_tables(smollm2, "smollm2", "reference")[1]
+    decoded_only = cdm_dynamic_mapping(np.array([[t_frag]]), np.array([[s_frag]]), t_decoded, s_decoded,
+                                       spaces_removed=True)
+    assert decoded_only["teacher_to_student"] == {t_frag: s_frag}
     assert 0 < canonical["metrics"]["static_teacher_coverage"] < 1
 
 

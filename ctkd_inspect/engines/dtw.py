@@ -494,8 +494,21 @@ def contextual_mapping(groups: list[dict], teacher_signals, student_signals, tea
             else:
                 t_weights.append({i: 1.0 / len(g["teacher"]) for i in g["teacher"]})
             s_weights.append({j: 1.0 / len(g["student"]) for j in g["student"]})
-        t_rows = averaged_topk(teacher_signals, t_weights, k)
-        s_rows = averaged_topk(student_signals, s_weights, k)
+        def rows_of(signals, weights):
+            # a one-position row is that position's own prediction: its top-K needs no model
+            topk = np.asarray(signals.topk_ids)[:, :k]
+            out = np.empty((len(weights), k), np.int64)
+            single = [len(w) == 1 for w in weights]
+            for g, w in enumerate(weights):
+                if single[g]:
+                    out[g] = topk[next(iter(w))]
+            several = [g for g, one in enumerate(single) if not one]
+            if several:
+                out[several] = averaged_topk(signals, [weights[g] for g in several], k)
+            return out
+
+        t_rows = rows_of(teacher_signals, t_weights)
+        s_rows = rows_of(student_signals, s_weights)
     else:
         rows = [(g["teacher"][-1], g["student"][-1]) for g in used]
         t_rows = np.asarray(teacher_signals.topk_ids)[[r[0] for r in rows]] if rows else np.zeros((0, 1), np.int64)
