@@ -321,20 +321,34 @@ def compute_signals(model_name: str, ids, *, tokenizer=None, top_k: int = DEFAUL
     return signals
 
 
+def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every array's name, dtype, shape and bytes (in name order): what a signals file must hold."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def _read_cached_signals(path: Path, ids: np.ndarray, vocab_tokens) -> Signals | None:
-    """Signals from the disk cache, or ``None`` when the file is damaged (it is then recomputed and replaced).
+    """Signals from the disk cache, or ``None`` when the file is missing or damaged (they are then recomputed and
+    the file replaced).
 
-    The file is an uncompressed ``.npz`` (a zip archive): reading each array checks its CRC-32, so a damaged byte
-    is detected; the ids stored with the signals must also be the ids asked for.
+    The file holds the SHA-256 of its arrays (see :func:`_arrays_digest`), checked before anything is used, so a
+    changed byte anywhere in the data is caught (changes to the zip's own bookkeeping either fail to load or
+    change nothing that is read); the ids stored with the signals must also be the ids asked for.
     """
-    import zipfile
-
     try:
         with np.load(path, allow_pickle=False) as data:
-            signals = Signals(str(data["model"]), data["ids"], data["entropy"], data["topk_ids"],
-                              data["topk_probs"], data["input_embeddings"], data["hidden_states"], vocab_tokens,
-                              data["cdm_entropy"])  # a file without it (an older format) is recomputed
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            arrays = {name: data[name] for name in data.files}
+        recorded = str(arrays.pop("sha256"))
+        if recorded != _arrays_digest(arrays):
+            return None
+        signals = Signals(str(arrays["model"]), arrays["ids"], arrays["entropy"], arrays["topk_ids"],
+                          arrays["topk_probs"], arrays["input_embeddings"], arrays["hidden_states"], vocab_tokens,
+                          arrays["cdm_entropy"])  # a file without it (an older format) is recomputed
+    except Exception:  # a damaged archive fails in many ways (BadZipFile, zlib.error, NotImplementedError, ...)
         return None
     if not np.array_equal(signals.ids, ids):
         return None
@@ -342,21 +356,22 @@ def _read_cached_signals(path: Path, ids: np.ndarray, vocab_tokens) -> Signals |
 
 
 def _write_cached_signals(path: Path, signals: Signals) -> None:
-    """Keep signals in the disk cache, written to a temporary file and renamed into place. A cache that cannot be
-    written costs the next run a forward pass: the signals computed in memory are still used, and a
-    :class:`~ctkd_inspect.sources.cache.CacheWarning` says why they were not kept."""
+    """Keep signals in the disk cache with the SHA-256 of their arrays, written to a temporary file and renamed
+    into place. A cache that cannot be written costs the next run a forward pass: the signals computed in memory
+    are still used, and a :class:`~ctkd_inspect.sources.cache.CacheWarning` says why they were not kept."""
     import warnings
 
     from .sources.cache import CacheWarning
 
+    arrays = {"model": np.array(signals.model), "ids": signals.ids, "entropy": signals.entropy,
+              "topk_ids": signals.topk_ids, "topk_probs": signals.topk_probs,
+              "input_embeddings": signals.input_embeddings, "hidden_states": signals.hidden_states,
+              "cdm_entropy": signals.cdm_entropy}
     tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as stream:
-            np.savez(stream, model=np.array(signals.model), ids=signals.ids, entropy=signals.entropy,
-                     topk_ids=signals.topk_ids, topk_probs=signals.topk_probs,
-                     input_embeddings=signals.input_embeddings, hidden_states=signals.hidden_states,
-                     cdm_entropy=signals.cdm_entropy)
+            np.savez(stream, sha256=np.array(_arrays_digest(arrays)), **arrays)
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
