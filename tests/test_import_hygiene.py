@@ -14,6 +14,8 @@ CORE_MODULES = [
     "ctkd_inspect.columns", "ctkd_inspect.diffs",
     "ctkd_inspect.failures", "ctkd_inspect.checks", "ctkd_inspect.data",
     "ctkd_inspect.lookup", "ctkd_inspect.html",
+    "ctkd_inspect.sources.rust", "ctkd_inspect.sources.files", "ctkd_inspect.sources.thirdparty",
+    "ctkd_inspect.sources.verify", "ctkd_inspect.sources.cache", "ctkd_inspect.sources.assets",
 ]
 FORBIDDEN = ["torch", "textual", "ipywidgets", "click", "rich"]
 
