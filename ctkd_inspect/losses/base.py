@@ -308,10 +308,8 @@ class DistillationLoss(nn.Module):
         has = positions > 0
         per_example = torch.where(has, per_example, torch.zeros_like(per_example))
         total = positions.sum()
-        if int(total) == 0:
-            loss = per_example.sum() * 0.0
-        else:
-            loss = (per_example * positions).sum() / total
+        # an empty batch still returns a differentiable zero, so a training loop needs no special case
+        loss = per_example.sum() * 0.0 if int(total) == 0 else (per_example * positions).sum() / total
         return LossOutput(loss, per_example, positions, dict(terms), dict(weights), dict(counts or {}))
 
 

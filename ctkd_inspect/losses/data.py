@@ -259,7 +259,8 @@ class PairedExample:
       position ``q*`` whose top-K is re-encoded, the student positions written (``-1`` unused), the index of the
       teacher prefix in ``prefixes`` (``-1``: no prefix);
     - ``gold_student_group`` ``(Ls,)`` / ``gold_teacher_group`` ``(Lt,)``: the index of the byte-offset group (GOLD)
-      of the target token predicted at each loss position, ``-1`` elsewhere.
+      of the target token predicted at each loss position, ``-1`` elsewhere; ``gold_eos_group`` ``(1,)``: the group
+      of the two appended EOS tokens (``-1`` when there is none).
     """
 
     text: str
@@ -285,7 +286,8 @@ class PairedExample:
                "student_ids": self.student_ids.tolist(), "student_labels": self.student_labels.tolist(),
                "prefixes": [p.hex() for p in self.prefixes]}
         for key, value in self.arrays.items():
-            out[f"array:{key}"] = {"shape": list(value.shape), "dtype": str(value.dtype), "data": value.ravel().tolist()}
+            out[f"array:{key}"] = {"shape": list(value.shape), "dtype": str(value.dtype),
+                                   "data": value.ravel().tolist()}
         return out
 
     @classmethod
@@ -429,8 +431,10 @@ class PairBuilder:
             text, truncated = self._fit(prompt, response)
             teacher = self._side(pair.teacher, pair.teacher_name, text, None if truncated else pair.teacher_eos_id)
             student = self._side(pair.student, pair.student_name, text, None if truncated else pair.student_eos_id)
-            t_labels, t_straddle = self._labels(teacher, len(prompt), not truncated and pair.teacher_eos_id is not None)
-            s_labels, s_straddle = self._labels(student, len(prompt), not truncated and pair.student_eos_id is not None)
+            t_eos = not truncated and pair.teacher_eos_id is not None
+            s_eos = not truncated and pair.student_eos_id is not None
+            t_labels, t_straddle = self._labels(teacher, len(prompt), t_eos)
+            s_labels, s_straddle = self._labels(student, len(prompt), s_eos)
             examples.append(PairedExample(text, len(prompt), teacher.ids.copy(), t_labels, student.ids.copy(),
                                           s_labels, truncated, t_straddle or s_straddle))
             sides.append((teacher, student))
@@ -532,11 +536,14 @@ class PairBuilder:
                 gold_t[t_pred] = gold
                 gold += 1
         # both appended EOS tokens (special, so in no span group) form the last GOLD group
+        eos_group = -1
         if Ls >= 2 and Lt >= 2 and s_loss[Ls - 2] and t_loss[Lt - 2] and student.special[-1] and teacher.special[-1] \
                 and student.starts[-1] == len(example.text) and teacher.starts[-1] == len(example.text):
             gold_s[Ls - 2] = gold
             gold_t[Lt - 2] = gold
+            eos_group = gold
         example.arrays["span_exact"] = exact & s_loss
+        example.arrays["gold_eos_group"] = np.array([eos_group], np.int64)
         example.arrays["gold_student_group"] = gold_s
         example.arrays["gold_teacher_group"] = gold_t
         self._sedi_windows(example, teacher, matched, s_loss)

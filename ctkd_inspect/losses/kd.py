@@ -36,7 +36,8 @@ class KDLoss(DistillationLoss):
     name: ClassVar[str] = "kd"
 
     def __init__(self, *, kd_rate: float = 0.5, temperature: float = 2.0, objective: str = "forward_kl",
-                 teacher_temperature: float = 1.0, skew: float = 0.1, check_finite: bool = True):
+                 teacher_temperature: float = 1.0, skew: float = 0.1, check_finite: bool = True,
+                 pair=None):
         super().__init__(check_finite=check_finite)
         if objective not in DIVERGENCES:
             raise InputError(f"objective must be one of {', '.join(DIVERGENCES)} (got {objective!r})")

@@ -143,7 +143,7 @@ class SeDiLoss(DistillationLoss):
         B, Ls, Vs = student_logits.shape
         q = batch.sedi_query
         W = batch.sedi_rows.shape[-1] if batch.sedi_rows.dim() == 3 else self.window
-        if W != self.window:
+        if self.window != W:
             raise InputError(f"the batch's SeDi windows are {W} positions wide but the loss was built with "
                              f"window={self.window}; use the same window for PairBuilder and the loss")
         live = q >= 0
@@ -189,7 +189,7 @@ class SeDiLoss(DistillationLoss):
         z_s = student.logits.float()
         V = z_s.shape[-1]
         ada = torch.zeros(V, device=z_s.device, dtype=z_s.dtype)
-        ada = torch.cat([self.ada[:V], ada[len(self.ada):]]) if V > len(self.ada) else self.ada[:V]
+        ada = torch.cat([self.ada[:V], ada[len(self.ada):]]) if len(self.ada) < V else self.ada[:V]
         row_floor = floor.gather(1, row_window) if floor.shape[1] else torch.zeros_like(z_s[..., 0])
         teacher_part = torch.where(written, P.clamp_min(1e-38).log(), row_floor[..., None])
         pseudo_logits = teacher_part + ada * z_s.detach()

@@ -18,6 +18,9 @@ class SFTLoss(DistillationLoss):
     name: ClassVar[str] = "sft"
     needs: ClassVar[frozenset[str]] = frozenset()
 
+    def __init__(self, *, check_finite: bool = True, pair=None):
+        super().__init__(check_finite=check_finite)
+
     def compute(self, batch, student, teacher=None) -> LossOutput:
         mask = loss_mask(batch.student_labels)
         self.finite(student.logits, mask, "student logits", "ce")
