@@ -96,7 +96,8 @@ def _component_state(component) -> str:
 
 
 def tokenizer_profile(tokenizer) -> TokenizerProfile:
-    """The :class:`TokenizerProfile` of a transformers fast tokenizer (cached on the object).
+    """The :class:`TokenizerProfile` of a fast tokenizer (cached on the object): a transformers
+    ``PreTrainedTokenizerFast`` or a :class:`~ctkd_inspect.sources.RustTokenizer`, which give the same profile.
 
     Raises:
         TokenizerCapabilityError: the tokenizer has no Rust backend (it cannot report offsets).
@@ -326,7 +327,8 @@ def tokenize(tokenizer, text: str, *, name: str | None = None, add_special_token
     """Tokenize ``text`` and return its :class:`Tokenization`.
 
     Args:
-        tokenizer: a transformers fast tokenizer (e.g. from :func:`ctkd_inspect.load_tokenizer`).
+        tokenizer: a transformers fast tokenizer or a :class:`~ctkd_inspect.sources.RustTokenizer` (e.g. from
+            :func:`ctkd_inspect.load_tokenizer`; both give identical ids, tokens and offsets).
         text: any string; lone surrogates are replaced (see :func:`clean_text`).
         name: the label to record (default: the tokenizer's source name or ``name_or_path``).
         add_special_tokens: let the tokenizer add its BOS/EOS/CLS/SEP as it does by default.
