@@ -22,6 +22,7 @@ _EXPORTS = {
     "tokenize_pair": "ctkd_inspect.api",
     "load_tokenizer": "ctkd_inspect.sources",
     "resolve_tokenizer": "ctkd_inspect.sources",
+    "RustTokenizer": "ctkd_inspect.sources",
     "Alignment": "ctkd_inspect.alignment",
     "Group": "ctkd_inspect.alignment",
     "GroupTable": "ctkd_inspect.alignment",
