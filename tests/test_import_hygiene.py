@@ -12,7 +12,7 @@ CORE_MODULES = [
     "ctkd_inspect.batch.band", "ctkd_inspect.batch._softdtw_cpu", "ctkd_inspect.engines.options",
     "ctkd_inspect.engines.base", "ctkd_inspect.progress", "ctkd_inspect.extras", "ctkd_inspect.outputs",
     "ctkd_inspect.columns", "ctkd_inspect.diffs",
-    "ctkd_inspect.failures", "ctkd_inspect.checks", "ctkd_inspect.data",
+    "ctkd_inspect.failures", "ctkd_inspect.checks", "ctkd_inspect.data", "ctkd_inspect.exports",
     "ctkd_inspect.lookup", "ctkd_inspect.html",
     "ctkd_inspect.sources.rust", "ctkd_inspect.sources.files", "ctkd_inspect.sources.thirdparty",
     "ctkd_inspect.sources.verify", "ctkd_inspect.sources.cache", "ctkd_inspect.sources.assets",
