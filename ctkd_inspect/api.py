@@ -143,6 +143,8 @@ def align(teacher, student, text: str, engine: str = "span", *, add_special_toke
         TokenizerNotFound / TokenizerLoadError: a name cannot be resolved or loaded.
         ModelError: a model cannot be resolved or loaded, or does not fit its tokenizer.
         MissingExtraError: the engine needs model signals and torch is not installed (checked first).
+        MemoryBudgetError: a quadratic engine (``mined``, ``cdm``, ``softdtw``) would need more memory than its
+            budget (``max_memory``, default half of the available memory); raised before any model is loaded.
     """
     _check_common(text, add_special_tokens)
     cls, settings, models = check_request(teacher, student, engine, options)
@@ -152,6 +154,10 @@ def align(teacher, student, text: str, engine: str = "span", *, add_special_toke
     teacher_tokenizer, student_tokenizer = _tokenizer_of(teacher), _tokenizer_of(student)
     teacher_tok = _as_tokenization(teacher, teacher_tokenizer, text, add_special_tokens)
     student_tok = _as_tokenization(student, student_tokenizer, text, add_special_tokens)
+    # checks that need the token counts (e.g. a quadratic engine's memory) run before any model is loaded
+    preflight = getattr(impl, "preflight", None)
+    if preflight is not None:
+        preflight(teacher_tok, student_tok, settings)
     if not uses_signals(cls):
         alignment = impl.align(teacher_tok, student_tok, **settings)
     else:

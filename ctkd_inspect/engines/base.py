@@ -44,8 +44,10 @@ class Engine(Protocol):
     Engines that use signals receive ``teacher_signals``, ``student_signals`` (or ``None``), ``teacher_tokenizer``
     and ``student_tokenizer`` as keywords besides their options. An engine may define
     ``prepare(options, context) -> options`` to turn high-level options into inputs with the help of the tokenizers
-    and models (:class:`AlignContext`), and ``needs_model(side, options) -> bool`` when a required signal can also be
-    supplied without a model.
+    and models (:class:`AlignContext`), ``needs_model(side, options) -> bool`` when a required signal can also be
+    supplied without a model, and ``preflight(teacher, student, options) -> None`` for checks that need the
+    tokenizations but no model (a quadratic engine's memory budget); :func:`ctkd_inspect.align` calls it right after
+    tokenizing, before any model is loaded.
     """
 
     name: ClassVar[str]

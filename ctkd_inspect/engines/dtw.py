@@ -35,6 +35,17 @@ Two modes:
        the exact mapping over canonical bytes, instead of CDM's "▁"-stripping exact-match script.
     The canonical string of a token is its bytes with ASCII spaces removed, one character per byte, so edit
     distances count byte edits.
+
+Memory. DTW is quadratic: the cost matrix (in the smallest unsigned integer type that holds the largest possible
+cost: one byte a cell for MinED's Levenshtein distances of tokens up to 255 bytes, two for CDM's weighted ones)
+and the backtrace's direction codes (one byte a cell) take ``n × m × (1 + cost bytes)``, plus the distance table
+of the distinct strings. Both engines estimate this before allocating anything and refuse with
+:class:`~ctkd_inspect.errors.MemoryBudgetError` (exit 2) above the budget: ``max_memory`` (``--max-memory``, e.g.
+``4G``), by default half of the available memory (:mod:`ctkd_inspect.memory`). The way out for long texts is
+``chunking`` (``--chunking anchors`` or ``paragraphs``, pieces of at most ``chunk_tokens`` tokens a side;
+:mod:`ctkd_inspect.engines.dtw_chunks`): it cuts the text where both tokenizations agree and aligns the pieces
+independently, which can change the path near the cuts (measured in the README). ``chunking="off"`` (the
+default) runs the published algorithms unchanged.
 """
 
 from __future__ import annotations
@@ -46,9 +57,11 @@ import numpy as np
 
 from ..alignment import Alignment, GroupTable
 from ..errors import EngineError
+from ..memory import check_memory, memory_budget, parse_size
 from ..metrics import compute_metrics
 from ..text import SPIECE, Tokenization, token_bytes
-from .dtw_core import cdm_entropy_factors, cdm_groups, dtw_path, edit_distance_matrix, path_components
+from .dtw_chunks import CHUNKING, DEFAULT_CHUNK_TOKENS, chunk_splits, plan_chunks
+from .dtw_core import DTWResult, cdm_entropy_factors, cdm_groups, edit_distance_matrix, path_components
 from .options import EngineOption, validate_options
 
 MODES = ("canonical", "reference")
@@ -183,6 +196,17 @@ def _check_mapping_fits(mapping, teacher_tokenizer, student_tokenizer) -> None:
                           f"({sizes[0]:,} and {sizes[1]:,} ids)")
 
 
+CHUNKING_OPTION = EngineOption(
+    "chunking", str, "off", "Align a long text in pieces cut at exact 1:1 span anchors (anchors) or at paragraph "
+    "boundaries (paragraphs), each piece by itself, so memory grows with the largest piece, not the whole text; "
+    "off runs one DTW over the whole text", choices=CHUNKING, metavar="MODE")
+CHUNK_TOKENS_OPTION = EngineOption(
+    "chunk_tokens", int, DEFAULT_CHUNK_TOKENS, "Largest piece of the chunked mode, in tokens per side (a piece is "
+    "larger only where no cut point lies within it)", minimum=1, metavar="N")
+MAX_MEMORY_OPTION = EngineOption(
+    "max_memory", object, None, "Memory budget of the quadratic matrices: a size such as 4G, 512M, 1.5GiB or a "
+    "number of bytes (default: half of the available memory, from MemAvailable, the cgroup limit and ulimit -v); "
+    "past it the engine refuses before allocating", metavar="SIZE", convert=parse_size)
 MODE_OPTION = EngineOption("mode", str, "canonical", "canonical (fixes the published defects) or reference "
                            "(reproduces the published algorithm)", choices=MODES, metavar="MODE")
 VOCAB_MAPPING_OPTION = EngineOption(
@@ -194,7 +218,8 @@ VOCAB_MAPPING_OPTION = EngineOption(
 class _DTWEngine:
     name: ClassVar[str]
     description: ClassVar[str]
-    options: ClassVar[tuple[EngineOption, ...]] = (MODE_OPTION, VOCAB_MAPPING_OPTION)
+    options: ClassVar[tuple[EngineOption, ...]] = (MODE_OPTION, VOCAB_MAPPING_OPTION, CHUNKING_OPTION,
+                                                   CHUNK_TOKENS_OPTION, MAX_MEMORY_OPTION)
     requires_signals: ClassVar[frozenset[str]] = frozenset()
     # with models, the top-1 predictions give SeDi's Top-1 accuracy
     optional_signals: ClassVar[frozenset[str]] = frozenset({"topk"})
@@ -205,9 +230,29 @@ class _DTWEngine:
         """Whether ``align()`` must load ``side``'s model (the required signals are not given otherwise)."""
         return bool(self.requires_signals)
 
+    def preflight(self, teacher: Tokenization, student: Tokenization, options: dict) -> None:
+        """Check the memory the alignment will need, before any model is loaded (:func:`ctkd_inspect.align` calls
+        it once the texts are tokenized; ``options`` are the validated engine options).
+
+        Raises:
+            MemoryBudgetError: the DTW (or its largest piece, when chunked) needs more than the memory budget.
+        """
+        mode = options.get("mode", "canonical")
+        t_idx = np.flatnonzero(~teacher.special)
+        s_idx = np.flatnonzero(~student.special)
+        if len(t_idx) == 0 or len(s_idx) == 0:
+            return
+        t_str = _strings(teacher, t_idx, self.name, mode)
+        s_str = _strings(student, s_idx, self.name, mode)
+        # before the models run the entropy factors are unknown: the largest (5 × 5) bounds the costs
+        self._plan(teacher, student, t_idx, s_idx, t_str, s_str, options.get("chunking", "off"),
+                   options.get("chunk_tokens", DEFAULT_CHUNK_TOKENS), options.get("max_memory"),
+                   25 if self.name == "cdm" else 1)
+
     def align(self, teacher: Tokenization, student: Tokenization, *, mode: str = "canonical",
               teacher_entropy=None, student_entropy=None, teacher_signals=None, student_signals=None,
-              vocab_mapping=None, teacher_tokenizer=None, student_tokenizer=None) -> Alignment:
+              vocab_mapping=None, teacher_tokenizer=None, student_tokenizer=None, chunking: str = "off",
+              chunk_tokens: int = DEFAULT_CHUNK_TOKENS, max_memory=None) -> Alignment:
         """Align by DTW over token strings.
 
         Args:
@@ -219,18 +264,27 @@ class _DTWEngine:
                 DSKD's rule (1:1 row and ``tea2stu[teacher id] == student id``) and Top-1 accuracy converts the
                 teacher's prediction through it.
             teacher_tokenizer, student_tokenizer: the tokenizers, when at hand (reference CDM decodes with them).
+            chunking: ``off`` (default: one DTW over the whole text), ``anchors`` or ``paragraphs`` (pieces aligned
+                independently, see :mod:`ctkd_inspect.engines.dtw_chunks`); the result's options then carry
+                ``chunking`` and ``chunk_tokens`` and its metrics ``chunks``.
+            chunk_tokens: the largest piece of the chunked mode, in non-special tokens per side.
+            max_memory: the memory budget (bytes, or a size such as ``"4G"``); default half of the available memory.
 
         Raises:
             EngineError: an unknown mode, missing or malformed entropy (``cdm``), or input the reference algorithm
                 cannot handle in ``reference`` mode.
+            MemoryBudgetError: the DTW (or its largest piece) needs more memory than the budget; raised before the
+                matrices are allocated.
         """
-        given = {"mode": mode, "vocab_mapping": vocab_mapping}
+        given = {"mode": mode, "vocab_mapping": vocab_mapping, "chunking": chunking, "chunk_tokens": chunk_tokens,
+                 "max_memory": max_memory}
         if self.name == "cdm":
             given.update(teacher_entropy=teacher_entropy, student_entropy=student_entropy)
         elif teacher_entropy is not None or student_entropy is not None:
             raise EngineError(f"teacher_entropy/student_entropy apply to engine='cdm', not to the {self.name} engine")
         checked = validate_options(self, given, model_options=False)
         mode, vocab_mapping = checked["mode"], checked.get("vocab_mapping")
+        chunking, chunk_tokens = checked["chunking"], checked["chunk_tokens"]
         teacher_entropy, student_entropy = checked.get("teacher_entropy"), checked.get("student_entropy")
         if vocab_mapping is not None:
             _check_mapping_fits(vocab_mapping, teacher_tokenizer, student_tokenizer)
@@ -239,6 +293,8 @@ class _DTWEngine:
         t_idx = np.flatnonzero(~teacher.special)
         s_idx = np.flatnonzero(~student.special)
         options = {"mode": mode}
+        if chunking != "off":
+            options.update(chunking=chunking, chunk_tokens=chunk_tokens)
         weights = None
         if self.name == "cdm":
             t_entropy = _entropy_for(teacher, teacher_entropy, teacher_signals, "teacher")
@@ -257,20 +313,28 @@ class _DTWEngine:
                                 teacher_signals, student_signals, [], [])
         t_str = _strings(teacher, t_idx, self.name, mode, teacher_tokenizer)
         s_str = _strings(student, s_idx, self.name, mode, student_tokenizer)
-        cost = edit_distance_matrix(t_str, s_str).astype(np.float64)
+        factor = int(weights[0].max() * weights[1].max()) if weights is not None else 1
+        chunks, dtype = self._plan(teacher, student, t_idx, s_idx, t_str, s_str, chunking, chunk_tokens,
+                                   checked.get("max_memory"), factor)
         if self.name == "cdm":
-            if mode == "reference":
-                for a, b in CDM_SPECIAL_PAIRS:
-                    for x, y in ((a, b), (b, a)):
-                        rows = np.array([s == x for s in t_str])
-                        cols = np.array([s == y for s in s_str])
-                        cost[np.ix_(rows, cols)] = 0.0
-            cost = cost * weights[0][:, None] * weights[1][None, :]
             options["teacher_factors"] = weights[0].tolist()
             options["student_factors"] = weights[1].tolist()
-        result = dtw_path(cost)
+        from ..batch.dtw import dtw_paths
+
+        paths, path_costs, total = [], [], 0.0
+        for t0, t1, s0, s1 in chunks:
+            cost = self._cost(t_str[t0:t1], s_str[s0:s1], dtype, mode,
+                              None if weights is None else (weights[0][t0:t1], weights[1][s0:s1]))
+            batch = dtw_paths(cost)
+            local = batch.path(0)
+            path_costs.append(cost[local[:, 0], local[:, 1]].astype(np.float64))
+            paths.append(local + np.array([t0, s0]))
+            total += float(batch.totals[0])
+            del cost
+        path = np.concatenate(paths)
+        path_cost = np.concatenate(path_costs)
+        result = DTWResult(path, total, len(t_idx), len(s_idx))
         local = path_components(result.path)
-        path_cost = cost[result.path[:, 0], result.path[:, 1]]
         component_of_step = np.concatenate([[0], np.cumsum((np.diff(result.path[:, 0]) > 0)
                                                            & (np.diff(result.path[:, 1]) > 0))])
         group_cost = np.bincount(component_of_step, weights=path_cost, minlength=len(local))
@@ -284,6 +348,8 @@ class _DTWEngine:
         alignment = self._finish(teacher, student, table, options, path_full.tolist(), extra_groups, vocab_mapping,
                                  teacher_signals, student_signals, t_str, s_str, result, t_idx, s_idx)
         alignment.metrics["path_cost"] = result.cost
+        if chunking != "off":
+            alignment.metrics["chunks"] = len(chunks)
         if (self.name == "cdm" and teacher_signals is not None and student_signals is not None
                 and teacher_tokenizer is not None and student_tokenizer is not None):
             dynamic = contextual_mapping(extra_groups, teacher_signals, student_signals, teacher_tokenizer,
@@ -291,6 +357,64 @@ class _DTWEngine:
             alignment.metrics.update(dynamic["metrics"])
             alignment.extra["dynamic_mapping"] = dynamic["pairs"]
         return alignment
+
+    def _plan(self, teacher, student, t_idx, s_idx, t_str, s_str, chunking, chunk_tokens, max_memory, factor):
+        """The pieces to align and the cost matrices' type, once the memory they need is known to fit the budget.
+
+        Raises:
+            MemoryBudgetError: the largest piece needs more than the budget.
+        """
+        n, m = len(t_idx), len(s_idx)
+        largest = max(max(map(len, t_str), default=0), max(map(len, s_str), default=0))
+        # Levenshtein distance ≤ the longer string's length; CDM multiplies by the two entropy factors
+        dtype = np.min_scalar_type(max(largest * max(factor, 1), 1))
+        if chunking == "off":
+            chunks = [(0, n, 0, m)]
+        else:
+            splits = chunk_splits(chunking, teacher, student, t_idx, s_idx)
+            chunks = plan_chunks(splits, n, m, chunk_tokens)
+        t_codes = _codes(t_str)
+        s_codes = _codes(s_str)
+        needs = [(dtw_chunk_memory(t1 - t0, s1 - s0, dtype.itemsize, len(np.unique(t_codes[t0:t1])),
+                                   len(np.unique(s_codes[s0:s1]))), (t0, t1, s0, s1)) for t0, t1, s0, s1 in chunks]
+        estimate, (t0, t1, s0, s1) = max(needs)
+        estimate += result_memory(n, m)
+        budget = memory_budget(max_memory)
+        if chunking == "off":
+            what = (f"the {self.name} engine's DTW over {n:,} × {m:,} tokens ({n * m:,} cells at "
+                    f"{dtype.itemsize + 1} bytes)")
+            ways_out = ("Align it in pieces with --chunking anchors (Python: chunking='anchors'), which cuts the text "
+                        "at exact 1:1 token matches and aligns the pieces independently; or raise the budget with "
+                        "--max-memory (max_memory=, e.g. 8G) if the machine has the memory; or use the span engine "
+                        "(--engine span), whose memory grows linearly with the text.")
+        else:
+            what = (f"the {self.name} engine's largest piece with --chunking {chunking} ({t1 - t0:,} × {s1 - s0:,} "
+                    f"tokens: no cut point lies closer together there)")
+            other = "anchors" if chunking == "paragraphs" else None
+            ways_out = ((f"Cut at more places with --chunking {other} (chunking='{other}'); or raise " if other else
+                         "Raise ") + "the budget with --max-memory (max_memory=, e.g. 8G) if the machine has the "
+                        "memory; or use the span engine (--engine span), whose memory grows linearly with the text.")
+        check_memory(estimate, budget, what, ways_out)
+        return chunks, dtype
+
+    def _cost(self, t_str, s_str, dtype, mode, weights):
+        """The cost matrix of one piece in ``dtype`` (see :meth:`_plan`), built without a larger temporary: the
+        distances of the distinct strings, spread to every token pair, times the entropy factors in place."""
+        t_unique, t_inverse = np.unique(np.asarray(t_str, dtype=object), return_inverse=True)
+        s_unique, s_inverse = np.unique(np.asarray(s_str, dtype=object), return_inverse=True)
+        distinct = edit_distance_matrix(t_unique.tolist(), s_unique.tolist()).astype(dtype)
+        cost = distinct[np.ix_(t_inverse.reshape(-1), s_inverse.reshape(-1))]
+        del distinct
+        if self.name == "cdm":
+            if mode == "reference":
+                for a, b in CDM_SPECIAL_PAIRS:
+                    for x, y in ((a, b), (b, a)):
+                        rows = np.array([s == x for s in t_str])
+                        cols = np.array([s == y for s in s_str])
+                        cost[np.ix_(rows, cols)] = 0
+            np.multiply(cost, weights[0].astype(dtype)[:, None], out=cost)
+            np.multiply(cost, weights[1].astype(dtype)[None, :], out=cost)
+        return cost
 
     def _finish(self, teacher, student, table, options, path, extra_groups, vocab_mapping, teacher_signals,
                 student_signals, t_str, s_str, result=None, t_idx=None, s_idx=None) -> Alignment:
@@ -302,6 +426,33 @@ class _DTWEngine:
         alignment.metrics.update(dtw_metrics(teacher, student, result, t_idx, s_idx, t_str, s_str, vocab_mapping,
                                              teacher_signals, student_signals))
         return alignment
+
+
+def _codes(strings: list[str]) -> np.ndarray:
+    """One integer per string, equal for equal strings (to count the distinct strings of a piece)."""
+    if not strings:
+        return np.zeros(0, np.int64)
+    return np.unique(np.asarray(strings, dtype=object), return_inverse=True)[1].reshape(-1)
+
+
+def dtw_chunk_memory(n: int, m: int, cost_bytes: int, distinct_teacher: int, distinct_student: int) -> int:
+    """Bytes one DTW piece of ``n`` × ``m`` tokens allocates at its peak: the cost matrix (``cost_bytes`` a cell),
+    the distance table of the distinct strings (int32 from rapidfuzz, then its copy in the cost type) and the DP
+    (direction codes, rows and path: :func:`ctkd_inspect.batch.dtw.dtw_memory`)."""
+    from ..batch.dtw import dtw_memory
+
+    distinct = distinct_teacher * distinct_student * (4 + cost_bytes)
+    return n * m * cost_bytes + distinct + dtw_memory([n], [m])
+
+
+#: Bytes per token of the result (the path, the groups, the token lists and the metrics' Python objects), measured
+#: on Llama 3 × Gemma 2 texts of 20k-100k characters with room to spare.
+RESULT_BYTES_PER_TOKEN = 4096
+
+
+def result_memory(n: int, m: int) -> int:
+    """Bytes the alignment result of ``n`` + ``m`` non-special tokens holds besides the DTW matrices."""
+    return (n + m) * RESULT_BYTES_PER_TOKEN
 
 
 def _lonely_table(t_idx: np.ndarray, s_idx: np.ndarray) -> GroupTable:
@@ -538,7 +689,7 @@ class CdmEngine(_DTWEngine):
     name: ClassVar[str] = "cdm"
     description: ClassVar[str] = "CDM: entropy-weighted DTW over token strings (needs both models' entropy)"
     options: ClassVar[tuple[EngineOption, ...]] = (
-        MODE_OPTION, VOCAB_MAPPING_OPTION,
+        MODE_OPTION, VOCAB_MAPPING_OPTION, CHUNKING_OPTION, CHUNK_TOKENS_OPTION, MAX_MEMORY_OPTION,
         EngineOption("teacher_entropy", object, None, "Per-token entropy of the teacher (one value per token), "
                      "instead of a teacher model", cli=False, convert=_entropy_array),
         EngineOption("student_entropy", object, None, "Per-token entropy of the student, instead of a student model",

@@ -25,6 +25,12 @@ What it computes, for the non-special tokens of a text (special tokens are repor
 6. **Hard groups**: the monotone path that maximises the product of the soft alignment's cell probabilities
    (classic DTW on ``−log E``), split into connected components like the DTW engines, so ``diff`` and every
    front-end compare it with the other engines.
+
+Memory: every step above is quadratic (about :data:`BYTES_PER_CELL` bytes per student × teacher cell, measured,
+the soft alignment kept in the result included, plus :data:`SELF_BYTES_PER_CELL` per cell of the two self terms
+of the divergence). The engine estimates it from the token counts before any model is loaded and refuses above
+the budget (``max_memory`` / ``--max-memory``, default half of the available memory; see
+:mod:`ctkd_inspect.memory`) with :class:`~ctkd_inspect.errors.MemoryBudgetError`.
 """
 
 from __future__ import annotations
@@ -37,11 +43,42 @@ from ..alignment import Alignment, GroupTable
 from ..errors import EngineError
 from ..metrics import compute_metrics
 from ..text import Tokenization
+from .dtw import MAX_MEMORY_OPTION, result_memory
 from .dtw_core import dtw_path, path_components
 from .options import EngineOption, validate_options
 
 DEFAULTS = {"gamma": 0.1, "band_width": 5.0, "band_beta": 2.0, "band_alpha": 0.7, "band_penalty": 1.0,
             "representation": "hidden", "ridge": "auto"}
+
+
+#: Bytes per student × teacher cell at the engine's peak (cost, attention, band, the Soft-DTW matrices, the decoding
+#: and the soft alignment as the result's Python list), measured with tracemalloc on Llama 3 × Gemma 2 texts of
+#: 1-2k tokens a side (about 96, with numba's two matrices) and rounded up.
+BYTES_PER_CELL = 128
+#: Bytes per cell of the self terms ``sdtw(s, s)`` and ``sdtw(t̃, t̃)`` (cost, R and E, and the cosine's temporaries).
+SELF_BYTES_PER_CELL = 48
+
+
+def softdtw_memory(students: int, teachers: int) -> int:
+    """Bytes the engine needs for ``students`` × ``teachers`` non-special tokens (see the module docstring)."""
+    return (students * teachers * BYTES_PER_CELL + (students ** 2 + teachers ** 2) * SELF_BYTES_PER_CELL
+            + result_memory(students, teachers))
+
+
+def check_softdtw_memory(teacher: Tokenization, student: Tokenization, max_memory=None) -> None:
+    """Refuse a text whose Soft-DTW matrices would exceed the memory budget (before any model is loaded).
+
+    Raises:
+        MemoryBudgetError: the estimate is above the budget.
+    """
+    from ..memory import check_memory, memory_budget
+
+    S, T = int(np.count_nonzero(~student.special)), int(np.count_nonzero(~teacher.special))
+    check_memory(softdtw_memory(S, T), memory_budget(max_memory),
+                 f"the softdtw engine's matrices for {S:,} student × {T:,} teacher tokens",
+                 "Align a shorter text; or raise the budget with --max-memory (max_memory=, e.g. 8G) if the machine "
+                 "has the memory; or use the mined engine with --chunking anchors or the span engine, whose memory "
+                 "stays bounded on long texts.")
 
 
 def overlap_attention(student: Tokenization, teacher: Tokenization, s_idx: np.ndarray,
@@ -172,6 +209,7 @@ class SoftDTWEngine:
                      "corpus (one forward pass of each model per text)", minimum=0, metavar="N"),
         EngineOption("anchor_texts", object, None, "More texts whose exact 1:1 span groups join the anchors of the "
                      "projector fit", cli=False, convert=_texts),
+        MAX_MEMORY_OPTION,
     )
     requires_signals: ClassVar[frozenset[str]] = frozenset({"hidden_states", "embeddings"})
     optional_signals: ClassVar[frozenset[str]] = frozenset()
@@ -192,6 +230,11 @@ class SoftDTWEngine:
         """
         checked = validate_options(self, options, model_options=False)
         return {**DEFAULTS, **{k: v for k, v in checked.items() if k in DEFAULTS}}
+
+    def preflight(self, teacher: Tokenization, student: Tokenization, options: dict) -> None:
+        """Check the memory budget from the token counts, before the models are loaded (see
+        :func:`check_softdtw_memory`)."""
+        check_softdtw_memory(teacher, student, options.get("max_memory"))
 
     def prepare(self, options: dict, context) -> dict:
         """Turn ``fit_texts`` / ``anchor_texts`` into ``anchor_pairs`` (tokenizations and signals of the extra texts),
@@ -235,11 +278,15 @@ class SoftDTWEngine:
             anchor_pairs: more ``(teacher Tokenization, student Tokenization, teacher Signals, student Signals)``
                 of other texts, whose exact 1:1 groups join the anchors of the projector fit.
             gamma, band_width, band_beta, band_alpha, band_penalty, representation, ridge: see ``DEFAULTS``.
+            max_memory: the memory budget (bytes or a size such as ``"4G"``; default half of the available memory).
 
         Raises:
             EngineError: missing signals, unknown options, too few anchors, invalid parameters.
+            MemoryBudgetError: the matrices would need more memory than the budget (checked before they exist).
         """
         settings = self.check_options(**options)
+        max_memory = validate_options(self, {"max_memory": options.get("max_memory")},
+                                      model_options=False).get("max_memory")
         if options.get("fit_texts") or options.get("anchor_texts"):
             raise EngineError("fit_texts/anchor_texts are turned into anchor_pairs by ctkd_inspect.align(); when "
                               "calling the engine directly, pass anchor_pairs")
@@ -253,6 +300,7 @@ class SoftDTWEngine:
         for side, tokens, signals in (("teacher", teacher, teacher_signals), ("student", student, student_signals)):
             if len(signals) != len(tokens) or not np.array_equal(np.asarray(signals.ids), tokens.ids):
                 raise EngineError(f"the {side} signals were computed for other token ids than this tokenization")
+        check_softdtw_memory(teacher, student, max_memory)
         representation = settings["representation"]
         t_vec = _vectors(teacher_signals, representation, "teacher")
         s_vec = _vectors(student_signals, representation, "student")
