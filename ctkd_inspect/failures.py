@@ -14,7 +14,7 @@ into one or more **kinds**. Definitions, for a group whose tokens cover the char
 ``normalisation``
     A side's tokens do not stand for the text verbatim: a token (or byte cluster) whose bytes differ from the
     characters it spans (lower-casing, accent stripping, NFC/NFKC — :func:`text_transformation` names the
-    change), a non-whitespace character of ``[a, b)`` that a side's tokens leave out, or a group with an empty side
+    change), a non-whitespace character of ``[a, b)`` that no token of a side covers, or a group with an empty side
     whose characters the other tokenizer dropped (WordPiece drops whitespace and control characters: reason
     ``no-partner``), or a zero-width token that stands for text that is not in the input.
 ``byte-split``
@@ -186,6 +186,12 @@ class _Side:
             for index in range(first, last + 1):
                 self.cluster_of[index] = number
         self.special_spans = [(s, e) for s, e, sp in zip(self.starts, self.ends, self.special) if sp and e > s]
+        # characters some token of this side covers (any group, special or not): the others the tokenizer dropped
+        length = len(tokens.text)
+        delta = np.zeros(length + 1, dtype=np.int64)
+        np.add.at(delta, np.clip(tokens.starts, 0, length), 1)
+        np.add.at(delta, np.clip(tokens.ends, 0, length), -1)
+        self.covered_anywhere = np.cumsum(delta[:-1]) > 0
         ids = tokens.ids.tolist()
         self.unknown = {i for i, (token, sp) in enumerate(zip(tokens.tokens, self.special))
                         if not sp and (token in UNKNOWN_TOKENS or ids[i] in unknown_ids)}
@@ -319,7 +325,11 @@ def classify_groups(alignment: Alignment, *, unknown_ids: Iterable[int] = ()) ->
             for side, indices in ((teacher, t_idx), (student, s_idx)):
                 covered = side.covered(indices, a, b)
                 if len(covered) and not covered.all():
-                    gaps = [text[a + k] for k in np.flatnonzero(~covered).tolist()]
+                    # characters of the hull no token of this side covers anywhere were dropped by its tokenizer
+                    # (characters that another group's tokens cover are a cut mismatch, found below: DTW groups
+                    # may pair tokens that cover different characters)
+                    gaps = [text[a + k] for k in np.flatnonzero(~covered).tolist()
+                            if not side.covered_anywhere[a + k]]
                     if any(not ch.isspace() for ch in gaps):
                         kinds.add("normalisation")
                         detail = detail or "dropped characters"

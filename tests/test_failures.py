@@ -325,3 +325,14 @@ def test_worst_texts_are_the_largest_failed_shares(corpus_alignments):
     worst = summary.worst()
     assert len(worst) == 3
     assert [w["score"] for w in worst] == pytest.approx(sorted(shares, reverse=True)[:3])
+
+
+def test_dtw_groups_are_classified_without_inventing_dropped_characters(corpus):
+    # DTW groups may pair tokens covering different characters; llama3 and gemma2 are both lossless and cover every
+    # character, so no group of theirs may be explained by normalisation (a character neither side dropped)
+    for text in corpus[:25]:
+        alignment = align("llama3", "gemma2", text, engine="mined")
+        failures = classify_groups(alignment)
+        assert all("normalisation" not in f.kinds for f in failures), text[:60]
+        exact = int(alignment.exact_mask().sum())
+        assert len(failures) == len(alignment.table) - exact
