@@ -49,7 +49,7 @@ from .failures import FailureSummary, text_transformation
 from .progress import stage
 
 __all__ = ["CHECK_KINDS", "PROBE_TEXTS", "SEVERITIES", "Finding", "check_pair", "findings_to_json",
-           "has_errors"]
+           "has_errors", "severity_counts"]
 
 #: Severities, most severe first.
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
@@ -126,11 +126,15 @@ def has_errors(findings: Iterable[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
 
 
-def findings_to_json(findings: Sequence[Finding], *, teacher: str = "", student: str = "") -> dict:
-    """The ``--json`` document: ``{"teacher", "student", "counts": {severity: n}, "findings": [...]}``."""
+def findings_to_json(findings: Sequence[Finding]) -> list[dict]:
+    """The ``--json`` output: the findings as a list of dicts (the fields of :class:`Finding`), in report order."""
+    return [f.to_dict() for f in findings]
+
+
+def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """``{severity: number of findings}`` for every severity."""
     counts = Counter(f.severity for f in findings)
-    return {"teacher": teacher, "student": student, "counts": {s: counts.get(s, 0) for s in SEVERITIES},
-            "findings": [f.to_dict() for f in findings]}
+    return {s: counts.get(s, 0) for s in SEVERITIES}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -29,9 +29,9 @@ def test_llama3_gemma2_report_strict_passes_and_writes_the_json(tmp_path):
     assert "<|begin_of_text|> ↔ <bos>" in text and "<|eot_id|> ↔ <end_of_turn>" in text  # special tokens
     assert "85,699" in text and "65,728" in text  # vocabulary overlap
     assert text.index("WARNING") < text.index("INFO")  # grouped by severity, most severe first
-    document = json.loads(output.read_text(encoding="utf-8"))
-    assert document["teacher"] == "llama3" and document["counts"]["error"] == 0
-    assert {f["kind"] for f in document["findings"]} >= {"bos-eos", "digit-runs", "never-1to1"}
+    findings = json.loads(output.read_text(encoding="utf-8"))
+    assert not [f for f in findings if f["severity"] == "error"]
+    assert {f["kind"] for f in findings} >= {"bos-eos", "digit-runs", "never-1to1"}
     assert not [p for p in os.listdir(tmp_path) if p != "findings.json"]  # no temporary file left behind
 
 
@@ -39,11 +39,11 @@ def test_gemma3_smollm2_json_and_strict_exit_code():
     out = run("gemma3", "smollm2", "--json", "--strict")
     # Gemma 3 adds <bos>, SmolLM2 nothing: an error-level finding, so --strict exits 5
     assert out.exit_code == 5
-    document = json.loads(out.stdout)
-    errors = [f for f in document["findings"] if f["severity"] == "error"]
+    findings = json.loads(out.stdout)
+    errors = [f for f in findings if f["severity"] == "error"]
     assert [f["kind"] for f in errors] == ["bos-eos"]
     assert errors[0]["data"]["teacher"]["leading"] == ["<bos>"] and errors[0]["data"]["student"]["leading"] == []
-    assert document["counts"]["error"] == 1
+    assert findings[0] == errors[0]  # most severe first
 
 
 def test_data_with_malformed_lines_is_measured_and_reported(tmp_path):
@@ -56,9 +56,8 @@ def test_data_with_malformed_lines_is_measured_and_reported(tmp_path):
     # the malformed line 2 is skipped and named on stderr; the record without "text" has messages, rendered
     assert "skipped 1 malformed line (line 2; not valid JSON: 1)" in out.stderr
     assert "skipped 1 empty text" in out.stderr
-    document = json.loads(out.stdout)
-    assert document["data"]["texts"] == 3 and document["data"]["skipped_lines"] == [2]
-    findings = {f["kind"]: f for f in document["findings"] if f["kind"] != "round-trip"}
+    findings = {f["kind"]: f for f in json.loads(out.stdout) if f["kind"] != "round-trip"}
+    assert findings["split-characters"]["data"]["texts"] == 3
     digits = findings["digit-runs"]["data"]
     # "12345" is the only digit run: 5 of the characters of the three texts
     assert digits["data_characters"] == len("Order 12345 shipped.") + len("user: hi") + len("    indented")

@@ -17,9 +17,9 @@ def render_findings(console, findings, teacher: str, student: str) -> None:
     from rich.rule import Rule
     from rich.text import Text
 
-    from ..checks import SEVERITIES
+    from ..checks import SEVERITIES, severity_counts
 
-    counts = {s: sum(f.severity == s for f in findings) for s in SEVERITIES}
+    counts = severity_counts(findings)
     summary = ", ".join(f"[{_STYLES[s]}]{counts[s]} {_HEADINGS[s] if counts[s] != 1 else _HEADINGS[s][:-1]}[/]"
                         for s in SEVERITIES)
     console.print(f"[bold]check[/] teacher [bold]{escape(teacher)}[/] → student [bold]{escape(student)}[/]: "
@@ -63,9 +63,10 @@ def render_findings(console, findings, teacher: str, student: str) -> None:
 @click.option("--strict", is_flag=True,
               help="Exit 5 when any finding is an error; stop at the first malformed data line (exit 2) instead of "
                    "skipping it.")
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the findings as a JSON list (kind, severity, title, detail, example, advice, data).")
 @click.option("--indent", type=click.IntRange(min=0), default=None, help="Indent the JSON output.")
-@output_options((".json",), "the JSON findings")
+@output_options((".json",), "the JSON list of findings")
 @cache_option
 @quiet_option
 @click.pass_context
@@ -108,9 +109,7 @@ def check_command(ctx, teacher, student, data, field, prompt_field, response_fie
 
     teacher_tok, student_tok = load_tokenizers((teacher, student), cache_dir)
     findings = check_pair(teacher_tok, student_tok, texts)
-    document = findings_to_json(findings, teacher=teacher, student=student)
-    if texts is not None:
-        document["data"] = {"path": data, **reader.report.to_dict()}
+    document = findings_to_json(findings)
     if output is not None:
         from .common import write_or_echo
 
