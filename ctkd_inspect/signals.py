@@ -81,7 +81,7 @@ def resolve_model(name: str, *, cache_dir: str | Path | None = None, fetch: bool
     """
     from .errors import FetchError
     from .sources import _HUB_ID, hub_reachable
-    from .sources.assets import asset_path
+    from .sources.assets import verified_asset_path
     from .sources.files import refuse_non_regular
     from .sources.registry import ALIASES, find_alias
 
@@ -99,9 +99,10 @@ def resolve_model(name: str, *, cache_dir: str | Path | None = None, fetch: bool
             with_models = ", ".join(a.name for a in ALIASES.values() if a.model_file)
             raise ModelError(f"alias {alias.name!r} names a tokenizer but no model; aliases with a model: "
                              f"{with_models}")
-        try:
-            gguf = asset_path(alias.asset, alias.model_file, Path(cache_dir).expanduser() if cache_dir else None,
-                              fetch_missing=fetch, progress=progress)
+        try:  # checked against the asset's SHA-256 (once per process) before any byte of it is read
+            gguf = verified_asset_path(alias.asset, alias.model_file,
+                                       Path(cache_dir).expanduser() if cache_dir else None, fetch_missing=fetch,
+                                       progress=progress, name=alias.name)
         except FetchError as exc:
             raise ModelError(f"model alias {alias.name!r}: {exc}") from exc
         return ModelSource(name, "gguf", str(gguf))

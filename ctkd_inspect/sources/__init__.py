@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 from ..errors import FetchError, InputError, TokenizerCapabilityError, TokenizerLoadError, TokenizerNotFound
 from ..progress import stage
 from . import builders
-from .assets import OFFLINE_HINT, ProgressCallback, asset_file_problem, asset_path, fetch_asset
+from .assets import OFFLINE_HINT, ProgressCallback, verified_asset_path
 from .cache import (
     CacheNotWritable,
     CacheWarning,
@@ -366,23 +366,11 @@ def _verified_source(alias: Alias, root: Path | None, fetch: bool, progress: Pro
     A damaged source is fetched again when fetching is allowed (with a warning); otherwise the load fails.
     """
     try:
-        path = asset_path(alias.asset, alias.file, root, fetch_missing=fetch, progress=progress)
-        problem = asset_file_problem(alias.asset, alias.file, root)
-        if problem is not None:
-            if not fetch:
-                raise FetchError(f"its cached copy is damaged ({problem}); run `ctkd-inspect fetch --force "
-                                 f"{alias.name}` to download it again")
-            warnings.warn(f"the cached source of {alias.name!r} is damaged ({problem}); downloading it again",
-                          CacheWarning, stacklevel=3)
-            fetch_asset(alias.asset, root, force=True, progress=progress)
-            path = asset_path(alias.asset, alias.file, root, fetch_missing=False)
-            problem = asset_file_problem(alias.asset, alias.file, root)
-            if problem is not None:
-                raise FetchError(f"it is still damaged after a new download ({problem})")
+        return verified_asset_path(alias.asset, alias.file, root, fetch_missing=fetch, progress=progress,
+                                   name=alias.name)
     except FetchError as exc:
         raise TokenizerNotFound(f"alias {alias.name!r} needs the {alias.asset!r} asset, which could not be fetched: "
                                 f"{exc}") from exc
-    return path
 
 
 def _load_alias(alias: Alias, root: Path | None, fetch: bool, progress: ProgressCallback | None,

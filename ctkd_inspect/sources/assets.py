@@ -281,6 +281,55 @@ def asset_path(key: str, rel: str, root: Path | None = None, *, fetch_missing: b
     return path
 
 
+_VERIFIED_FILES: set[tuple[str, int, int, int]] = set()
+
+
+def verified_asset_path(key: str, rel: str, root: Path | None = None, *, fetch_missing: bool = True,
+                        progress: ProgressCallback | None = None, name: str | None = None) -> Path:
+    """Like :func:`asset_path`, with the file checked against its asset's manifest (SHA-256) first.
+
+    Used before a file is converted into a tokenizer or loaded as a model. The full check runs once per process
+    and file (a file already verified with the same size, modification time and inode is not hashed again). A
+    damaged file is downloaded again with a :class:`~.cache.CacheWarning` when ``fetch_missing``.
+
+    Args:
+        name: what the file is for (an alias), for messages; default the asset key.
+
+    Raises:
+        FetchError: the asset cannot be fetched, or its file is damaged and may not (or still is after) be
+            fetched again.
+    """
+    import warnings
+
+    from .cache import CacheWarning
+
+    path = asset_path(key, rel, root, fetch_missing=fetch_missing, progress=progress)
+    try:
+        info = os.stat(path)
+        identity = (str(path), info.st_size, info.st_mtime_ns, info.st_ino)
+    except OSError:
+        identity = None
+    if identity in _VERIFIED_FILES:
+        return path
+    problem = asset_file_problem(key, rel, root)
+    if problem is not None:
+        if not fetch_missing:
+            raise FetchError(f"its cached copy is damaged ({problem}); run `ctkd-inspect fetch --force "
+                             f"{name or key}` to download it again")
+        warnings.warn(f"the cached {rel} of asset {key!r} is damaged ({problem}); downloading it again",
+                      CacheWarning, stacklevel=3)
+        fetch_asset(key, root, force=True, progress=progress)
+        path = asset_path(key, rel, root, fetch_missing=False)
+        problem = asset_file_problem(key, rel, root)
+        if problem is not None:
+            raise FetchError(f"it is still damaged after a new download ({problem})")
+        info = os.stat(path)
+        identity = (str(path), info.st_size, info.st_mtime_ns, info.st_ino)
+    if identity is not None:
+        _VERIFIED_FILES.add(identity)
+    return path
+
+
 def asset_file_problem(key: str, rel: str, root: Path | None = None) -> str | None:
     """Why one file of a fetched asset cannot be trusted (not recorded, missing, another size, another SHA-256),
     or ``None`` when it matches its manifest byte for byte. Converting a tokenizer starts with this check."""

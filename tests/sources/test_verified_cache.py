@@ -277,3 +277,17 @@ def test_fetch_verify_on_the_command_line(entry):
     assert damaged.returncode == 1
     assert f"tokenizer {ALIAS}: damaged (tokenizer.json differs from its manifest" in damaged.stderr
     assert "asset draive: ok" in damaged.stderr and "Traceback" not in damaged.stderr
+
+
+def test_a_damaged_model_file_is_not_loaded(private_cache):
+    """A model alias's GGUF is checked against its asset's SHA-256 before any of it is read."""
+    from ctkd_inspect.errors import ModelError
+    from ctkd_inspect.signals import resolve_model
+    from ctkd_inspect.sources.registry import ALIASES
+
+    root = private_cache("smollm2", copy=True)
+    source = resolve_model("smollm2", cache_dir=root, fetch=False)
+    assert Path(source.location) == root / "assets" / "smollm2" / ALIASES["smollm2"].model_file
+    _flip(Path(source.location), "end")
+    with pytest.raises(ModelError, match=r"damaged.*fetch --force smollm2"):
+        resolve_model("smollm2", cache_dir=root, fetch=False)
