@@ -317,3 +317,55 @@ def test_bad_arguments():
         check_pair("llama3", "gemma2", ["", ""])
     with pytest.raises(InputError, match="limit"):
         check_pair("llama3", "gemma2", ["x"], limit=0)
+
+
+def _gpt2_byte_decoder() -> dict[str, int]:
+    """GPT-2's byte ↔ unicode alphabet (printable bytes stand for themselves, the rest are shifted past 255)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
+        range(ord("®"), ord("ÿ") + 1))
+    chars, shift = [], 0
+    for b in range(256):
+        if b in printable:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + shift))
+            shift += 1
+    return {c: b for b, c in enumerate(chars)}
+
+
+def test_gemma3_smollm2_overlap_never_and_round_trip(gemma_smol, tok):
+    import re
+
+    found = _by_kind(gemma_smol)
+    gemma, smol = tok("gemma3"), tok("smollm2")
+    special = {"gemma3": {i for i, t in gemma.backend_tokenizer.get_added_tokens_decoder().items() if t.special},
+               "smollm2": {i for i, t in smol.backend_tokenizer.get_added_tokens_decoder().items() if t.special}}
+    special["gemma3"].discard(gemma.unk_token_id)
+    special["smollm2"].discard(smol.unk_token_id)
+    byte_piece = re.compile(r"^<0x([0-9A-F]{2})>$")
+    decoder = _gpt2_byte_decoder()
+
+    def gemma_bytes(token):  # SentencePiece: ▁ is a space, <0xNN> one byte
+        match = byte_piece.match(token)
+        return bytes([int(match.group(1), 16)]) if match else token.replace("▁", " ").encode()
+
+    def smol_bytes(token):
+        return bytes(decoder[c] for c in token) if all(c in decoder for c in token) else token.encode()
+
+    g_vocab = {i: t for t, i in gemma.get_vocab().items() if i not in special["gemma3"]}
+    s_vocab = {i: t for t, i in smol.get_vocab().items() if i not in special["smollm2"]}
+    s_bytes = {smol_bytes(t) for t in s_vocab.values()}
+    canonical = sum(gemma_bytes(t) in s_bytes for t in g_vocab.values())
+    s_raw = set(s_vocab.values())
+    reference = sum(t.replace("▁", "Ġ") in s_raw for t in g_vocab.values())  # FuseLLM's marker replacement
+    overlap = found["vocab-overlap"].data
+    assert overlap["canonical"]["teacher_mapped"] == canonical
+    assert overlap["reference"]["teacher_mapped"] == reference
+    never = found["never-1to1"].data["teacher"]
+    assert never["mappable"] == len(g_vocab) and never["never"] == len(g_vocab) - canonical
+    for side, tokenizer in (("teacher", gemma), ("student", smol)):
+        finding = found[f"round-trip:{side}"]
+        assert finding.severity == "info" and finding.data["changed"] == 0
+        for text in PROBE_TEXTS:
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            assert tokenizer.decode(ids, clean_up_tokenization_spaces=False) == text
