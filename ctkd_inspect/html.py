@@ -39,8 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .vocab import VocabMapping, Vocabulary
 
 __all__ = ["STYLE", "alignment_html", "corpus_summary_html", "diff_html", "diff_summary_html", "document",
-           "failure_summary_html", "group_table_html", "histogram", "metrics_html", "ribbon_html", "vocab_diff_html",
-           "vocab_mapping_html"]
+           "failure_summary_html", "group_table_html", "histogram", "lookup_html", "metrics_html", "ribbon_html",
+           "vocab_diff_html", "vocab_mapping_html"]
 
 #: The cells a ribbon shows by default; a longer side ends with a note (the JSON has everything).
 MAX_CELLS = 2000
@@ -96,9 +96,9 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def _wrap(body: str, kind: str, **data: Any) -> str:
+def _wrap(body: str, view: str, **data: Any) -> str:
     attributes = "".join(f' data-{name.replace("_", "-")}="{_e(value)}"' for name, value in data.items())
-    return f'{STYLE}<div class="ctkd ctkd-{kind}"{attributes}>{body}</div>'
+    return f'{STYLE}<div class="ctkd ctkd-{view}"{attributes}>{body}</div>'
 
 
 def document(body: str, title: str = "ctkd-inspect") -> str:
@@ -556,6 +556,39 @@ def vocab_diff_html(diff: VocabMappingDiff) -> str:
                '<b style="color:#2d8a45">the same entries</b>')
     parts.append(f"<div>{verdict}</div>")
     return _wrap("".join(parts), "vocab-diff", differs=str(diff.differs).lower())
+
+
+def lookup_html(result: Any) -> str:
+    """One vocabulary lookup (a :class:`~ctkd_inspect.lookup.LookupResult`): the token, its exact and MinED
+    counterparts in the other vocabulary, and its nearest tokens there by CDM's normalised edit distance."""
+    other = result.other
+    if result.id is None:
+        what = f"<code>{_e(visible(result.token))}</code> is no token of the {_e(result.side)} vocabulary"
+    else:
+        what = (f"{_e(result.side)} token <code>{_e(result.token)}</code> <i class='ctkd-dim'>#{result.id} · "
+                f"stands for</i> <code>{_e(visible(result.text))}</code>" + (" · special" if result.special else ""))
+
+    def neighbour(n, distance: str) -> str:
+        if n is None:
+            return "—"
+        return (f"<code>{_e(n.token)}</code> <i class='ctkd-dim'>#{n.id} · </i><code>{_e(visible(n.text))}</code>"
+                + (f" <i class='ctkd-dim'>{_e(distance)}</i>" if distance else ""))
+
+    if result.mined_available:
+        mined = neighbour(result.mined, f"distance {result.mined.distance}" if result.mined else "")
+    else:
+        mined = "<i class='ctkd-dim'>no MinED mapping loaded</i>"
+    rows = [("exact", neighbour(result.exact, "")), ("MinED", mined)]
+    body = "".join(f'<tr data-answer="{_e(label)}"><th>{_e(label)}</th><td>{value}</td></tr>' for label, value in rows)
+    nearest = "".join(f'<tr data-id="{n.id}"><td class="num">{rank}</td><td><code>{_e(n.token)}</code></td>'
+                      f'<td><code>{_e(visible(n.text))}</code></td><td class="num">{n.id}</td>'
+                      f'<td class="num">{n.distance:.3f}</td></tr>' for rank, n in enumerate(result.nearest, 1))
+    parts = [f'<div class="ctkd-head">{what}</div>', f"<table class='ctkd-lookup'>{body}</table>"]
+    if nearest:
+        parts.append(f"<h4>nearest {_e(other)} tokens (normalised edit distance)</h4><table class='ctkd-nearest'>"
+                     "<tr><th class='num'></th><th>token</th><th>stands for</th><th class='num'>id</th>"
+                     f"<th class='num'>distance</th></tr>{nearest}</table>")
+    return _wrap("".join(parts), "lookup", side=result.side)
 
 
 # ---------------------------------------------------------------------------------------------------------------
