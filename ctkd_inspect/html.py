@@ -139,8 +139,8 @@ def _cell_title(alignment: Alignment, side: str, cell: Segment, shape: str, raw:
     if len(cell.tokens) == 1:
         first = f"{side} token {cell.tokens[0]} · id {ids[0]}"
     else:
-        first = (f"{side} tokens {cell.tokens[0]}–{cell.tokens[-1]} (one byte cluster) · ids "
-                 + " ".join(map(str, ids)))
+        first = (f"{side} tokens {cell.tokens[0]}–{cell.tokens[-1]} (one byte cluster) · "
+                 + ", ".join(f"id {i}" for i in ids))
     lines = [first, f"span {cell.start}–{cell.end} · {visible(alignment.text[cell.start:cell.end]) or '(empty)'}",
              f"bytes {data.hex(' ') or '(none)'}"]
     if cell.group < 0:

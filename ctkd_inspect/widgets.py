@@ -391,7 +391,7 @@ class AlignmentExplorer(widgets.VBox):
                                                 tooltip="compare with a second engine or teacher",
                                                 layout=widgets.Layout(width="80px"))
         self.engine_info = widgets.HTML()
-        self.options_box = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap", gap="4px 12px"))
+        self.options_box = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.compare_with = widgets.ToggleButtons(options=["engine", "teacher"],
                                                   value=compare if compare in ("engine", "teacher") else "engine",
                                                   description="against", style={"button_width": "70px"})
@@ -401,7 +401,7 @@ class AlignmentExplorer(widgets.VBox):
                                               description="teacher b", continuous_update=False,
                                               layout=widgets.Layout(width="230px"))
         self.diff_box = widgets.HBox([self.compare_with, self.other_engine, self.other_teacher],
-                                     layout=widgets.Layout(flex_flow="row wrap", gap="4px 12px"))
+                                     layout=widgets.Layout(flex_flow="row wrap"))
         self.text = widgets.Textarea(value=text, placeholder="a text to align", continuous_update=True,
                                      layout=widgets.Layout(width="auto", height="70px"))
         self.status = _ProgressLine()
@@ -414,7 +414,7 @@ class AlignmentExplorer(widgets.VBox):
             self._forms[engine].set(options)
         self._layout_diff()
         header = widgets.HBox([self.teacher, self.student, self.engine, self.align_button, self.diff_toggle],
-                              layout=widgets.Layout(flex_flow="row wrap", gap="4px 8px", align_items="center"))
+                              layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         super().__init__([header, self.engine_info, self.options_box, self.diff_box, self.text, self.status.box,
                           self.error, self.view, self.metrics], layout=widgets.Layout(width="100%"))
         self.add_class("ctkd-explorer")
@@ -798,7 +798,7 @@ class CorpusReportWidget(widgets.VBox):
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
         return done and self.explorer.wait(left)
 
-    def open(self, text_index: int) -> None:
+    def open_text(self, text_index: int) -> None:
         """Show text ``text_index`` of the corpus in the explorer view (its stored alignment, not a new one)."""
         try:
             if self._corpus is None:
@@ -847,7 +847,7 @@ class CorpusReportWidget(widgets.VBox):
 
     def _button(self, label: str, index: int, tooltip: str) -> widgets.Button:
         button = widgets.Button(description=label, tooltip=tooltip, layout=widgets.Layout(width="100%"))
-        button.on_click(lambda _button, i=index: self.open(i))
+        button.on_click(lambda _button, i=index: self.open_text(i))
         button.text_index = index
         return button
 
@@ -928,9 +928,9 @@ class VocabMappingBrowser(widgets.VBox):
         self.side.observe(lambda change: self.find() if self.query.value else None, names="value")
         super().__init__([
             widgets.HBox([self.teacher, self.student, self.load_button, self.mined_button],
-                         layout=widgets.Layout(flex_flow="row wrap", gap="4px 8px")),
+                         layout=widgets.Layout(flex_flow="row wrap")),
             widgets.HBox([self.side, self.query, self.lookup_button],
-                         layout=widgets.Layout(flex_flow="row wrap", gap="4px 8px", align_items="center")),
+                         layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
             self.status.box, self.error, self.result_view, self.coverage], layout=widgets.Layout(width="100%"))
         self.add_class("ctkd-vocab-browser")
         if load_now:
