@@ -14,6 +14,7 @@ CORE_MODULES = [
     "ctkd_inspect.columns", "ctkd_inspect.diffs",
     "ctkd_inspect.failures", "ctkd_inspect.checks", "ctkd_inspect.data", "ctkd_inspect.exports",
     "ctkd_inspect.lookup", "ctkd_inspect.html",
+    "ctkd_inspect.corpus", "ctkd_inspect.corpus.batch", "ctkd_inspect.corpus.runner", "ctkd_inspect.corpus.report",
     "ctkd_inspect.sources.rust", "ctkd_inspect.sources.files", "ctkd_inspect.sources.thirdparty",
     "ctkd_inspect.sources.verify", "ctkd_inspect.sources.cache", "ctkd_inspect.sources.assets",
 ]

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vocab-diff": ("ctkd_inspect.cli.diff:vocab_diff_command",
                    "Compare two vocabulary mappings of a pair (exact, MinED, reference, saved files)."),
     "check": ("ctkd_inspect.cli.check:check_command", "Preflight checks: what will break when distilling the pair."),
+    "corpus": ("ctkd_inspect.cli.corpus:corpus_command",
+               "Align a whole data set (resumable, local processes or Ray) into Parquet, with a summary and report."),
     "export": ("ctkd_inspect.cli.export:export_command",
                "Write TRL GOLD groups, tokenkit alignment matrices or DSKD id maps for peer trainers."),
 }
