@@ -203,6 +203,9 @@ class DistillationLoss(nn.Module):
         """Run the student (with gradient) and, when the loss needs it, the teacher (``eval``, ``no_grad``)."""
         hidden = "hidden_states" in self.needs
         embeddings = "embeddings" in self.needs
+        self._check_model("student", student_model, batch.student_input_ids, batch.student_vocab_size)
+        if "teacher" in self.needs and teacher_model is not None:
+            self._check_model("teacher", teacher_model, batch.teacher_input_ids, batch.teacher_vocab_size)
         student = ModelOutputs.from_model(student_model, batch.student_input_ids, batch.student_attention_mask,
                                           hidden_states=hidden, embeddings=embeddings)
         teacher = None
@@ -256,6 +259,18 @@ class DistillationLoss(nn.Module):
             if needs_embeddings and (outputs.embed_tokens is None or outputs.lm_head_weight is None):
                 raise InputError(f"the {self.name} loss needs the {side}'s embedding table and LM head weight "
                                  "(ModelOutputs.from_model(..., embeddings=True), or use loss.step())")
+
+    def _check_model(self, side: str, model, input_ids: torch.Tensor, vocab_size: int | None) -> None:
+        """Refuse a model whose embedding table cannot hold the tokenizer's ids, before its forward pass."""
+        embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        rows = getattr(embeddings, "num_embeddings", None)
+        if rows is None:
+            return
+        top = int(input_ids.max()) if input_ids.numel() else 0
+        if (vocab_size is not None and rows < vocab_size) or top >= rows:
+            raise ModelError(f"the {side} model has {rows} embedding rows but the {side} tokenizer has "
+                             f"{vocab_size if vocab_size is not None else top + 1} ids: the model does not belong to "
+                             "the tokenizer; pass the model trained with it")
 
     def _check_side(self, side: str, outputs: ModelOutputs, input_ids: torch.Tensor, vocab_size: int | None) -> None:
         logits = outputs.logits

@@ -448,148 +448,202 @@ class PairBuilder:
                 self._span(example, teacher, student)
         return examples
 
-    def _dp_positions(self, tokens: Tokenization, labels: np.ndarray) -> np.ndarray:
-        """The positions whose input tokens enter the DTW: loss positions with a non-special input token."""
-        return np.flatnonzero((labels != IGNORE_INDEX) & ~tokens.special)
-
-    def _strings(self, tokens: Tokenization, positions: np.ndarray, engine: str, tokenizer) -> list[str]:
-        from ..engines.dtw import _strings
-
-        return _strings(tokens, positions, engine, self.mode, tokenizer)
-
     def _mined(self, examples: list[PairedExample], sides) -> None:
-        from ..batch.dtw import dtw_paths
-        from ..engines.dtw_core import edit_distance_matrix
-
-        pair = self.pair
-        jobs = []
-        for example, (teacher, student) in zip(examples, sides):
-            example.arrays["mined_teacher"] = np.full(len(student), -1, np.int64)
-            example.arrays["mined_match"] = np.zeros(len(student), bool)
-            t_pos = self._dp_positions(teacher, example.teacher_labels)
-            s_pos = self._dp_positions(student, example.student_labels)
-            if len(t_pos) == 0 or len(s_pos) == 0:
-                continue
-            t_str = self._strings(teacher, t_pos, "mined", pair.teacher)
-            s_str = self._strings(student, s_pos, "mined", pair.student)
-            jobs.append((example, t_pos, s_pos, edit_distance_matrix(t_str, s_str)))
-        if not jobs:
-            return
-        N = max(len(j[1]) for j in jobs)
-        M = max(len(j[2]) for j in jobs)
-        costs = np.zeros((len(jobs), N, M))
-        for k, (_, t_pos, s_pos, cost) in enumerate(jobs):
-            costs[k, :len(t_pos), :len(s_pos)] = cost
-        paths = dtw_paths(costs, [len(j[1]) for j in jobs], [len(j[2]) for j in jobs])
-        _, _, s_first, s_last = paths.ranges()
-        for k, (example, t_pos, s_pos, cost) in enumerate(jobs):
-            first, last = s_first[k, :len(s_pos)], s_last[k, :len(s_pos)]
-            single = first == last
-            example.arrays["mined_teacher"][s_pos[single]] = t_pos[first[single]]
-            equal = single & (cost[np.where(single, first, 0), np.arange(len(s_pos))] == 0)
-            example.arrays["mined_match"][s_pos] = equal
+        results = mined_alignments([(t, s, e.teacher_labels, e.student_labels) for e, (t, s) in zip(examples, sides)],
+                                   self.mode, self.pair.teacher, self.pair.student)
+        for example, (aligned, match) in zip(examples, results):
+            example.arrays["mined_teacher"] = aligned
+            example.arrays["mined_match"] = match
 
     def _cdm(self, example: PairedExample, teacher: Tokenization, student: Tokenization) -> None:
-        from ..engines.dtw import CDM_SPECIAL_PAIRS
-        from ..engines.dtw_core import edit_distance_matrix
-
-        t_pos = self._dp_positions(teacher, example.teacher_labels)
-        s_pos = self._dp_positions(student, example.student_labels)
-        t_str = self._strings(teacher, t_pos, "cdm", self.pair.teacher)
-        s_str = self._strings(student, s_pos, "cdm", self.pair.student)
-        cost = edit_distance_matrix(t_str, s_str).astype(np.float32)
-        if self.mode == "reference" and len(t_pos) and len(s_pos):
-            for a, b in CDM_SPECIAL_PAIRS:  # CDM's hard-coded equivalences cost 0 (reference mode, as the engine)
-                for x, y in ((a, b), (b, a)):
-                    rows = np.array([s == x for s in t_str])
-                    cols = np.array([s == y for s in s_str])
-                    cost[np.ix_(rows, cols)] = 0.0
+        cost, t_pos, s_pos = cdm_costs(teacher, student, example.teacher_labels, example.student_labels, self.mode,
+                                       self.pair.teacher, self.pair.student)
         example.arrays["cdm_cost"] = cost
-        example.arrays["cdm_teacher_index"] = t_pos.astype(np.int64)
-        example.arrays["cdm_student_index"] = s_pos.astype(np.int64)
+        example.arrays["cdm_teacher_index"] = t_pos
+        example.arrays["cdm_student_index"] = s_pos
 
     def _span(self, example: PairedExample, teacher: Tokenization, student: Tokenization) -> None:
-        from ..engines.span import span_groups
-
-        groups = span_groups(teacher, student)
-        Ls, Lt = len(student), len(teacher)
-        s_loss = example.student_labels != IGNORE_INDEX
-        t_loss = example.teacher_labels != IGNORE_INDEX
-        exact = np.zeros(Ls, bool)
-        gold_s = np.full(Ls, -1, np.int64)
-        gold_t = np.full(Lt, -1, np.int64)
-        matched = []
-        gold = 0
-        for g in range(len(groups)):
-            T, S = groups.teacher(g), groups.student(g)
-            if len(T) == 0 or len(S) == 0:
-                continue
-            matched.append((T, S))
-            if (len(T) == 1 and len(S) == 1 and teacher.starts[T[0]] == student.starts[S[0]]
-                    and teacher.ends[T[0]] == student.ends[S[0]]):
-                exact[S[0]] = True
-            # GOLD groups the *target* tokens; the loss position of target token k is k - 1
-            s_pred = S[(S >= 1) & s_loss[np.maximum(S - 1, 0)]] - 1
-            t_pred = T[(T >= 1) & t_loss[np.maximum(T - 1, 0)]] - 1
-            if len(s_pred) and len(t_pred):
-                gold_s[s_pred] = gold
-                gold_t[t_pred] = gold
-                gold += 1
-        # both appended EOS tokens (special, so in no span group) form the last GOLD group
-        eos_group = -1
-        if Ls >= 2 and Lt >= 2 and s_loss[Ls - 2] and t_loss[Lt - 2] and student.special[-1] and teacher.special[-1] \
-                and student.starts[-1] == len(example.text) and teacher.starts[-1] == len(example.text):
-            gold_s[Ls - 2] = gold
-            gold_t[Lt - 2] = gold
-            eos_group = gold
-        example.arrays["span_exact"] = exact & s_loss
-        example.arrays["gold_eos_group"] = np.array([eos_group], np.int64)
-        example.arrays["gold_student_group"] = gold_s
-        example.arrays["gold_teacher_group"] = gold_t
-        self._sedi_windows(example, teacher, matched, s_loss)
-
-    def _sedi_windows(self, example: PairedExample, teacher: Tokenization, matched, s_loss) -> None:
-        """SeDi's sliding windows (``research/methods.md`` §4.2) over the matched span groups, in text order.
-
-        For group g with a next group h: when h has more than one teacher token, the prefix is h's teacher tokens
-        but the last and ``q* = t_{h, Q−2}``; otherwise no prefix and ``q* = t_{g, Q−1}``. The rows written are
-        ``s_{g, R−1}`` (the first student token of the continuation) and ``s_{h, l−1}`` for ``l = 1 … R_h − 1``
-        (capped at the window). The last group (no next group) writes its last student row from its last teacher
-        token (the teacher's EOS candidate maps to the student's EOS). Only student loss positions are written.
-        """
-        W = self.window
-        queries, rows, prefix_index, prefixes = [], [], [], []
-        prefix_ids: dict[bytes, int] = {}
-        t_bytes = None
-        for k, (T, S) in enumerate(matched):
-            window = np.full(W, -1, np.int64)
-            window[0] = S[-1]
-            prefix = b""
-            q = T[-1]
-            if k + 1 < len(matched):
-                T_next, S_next = matched[k + 1]
-                if len(T_next) > 1:
-                    if t_bytes is None:
-                        t_bytes = teacher.token_bytes()
-                    prefix = b"".join(t_bytes[i] for i in T_next[:-1])
-                    q = T_next[-2]
-                following = S_next[:-1][:W - 1]
-                window[1:1 + len(following)] = following
-            window = np.where((window >= 0) & s_loss[np.maximum(window, 0)], window, -1)
-            if (window < 0).all():
-                continue
-            queries.append(q)
-            rows.append(window)
-            if prefix:
-                prefix_index.append(prefix_ids.setdefault(prefix, len(prefix_ids)))
-                if prefix_index[-1] == len(prefixes):
-                    prefixes.append(prefix)
-            else:
-                prefix_index.append(-1)
-        example.arrays["sedi_query"] = np.asarray(queries, np.int64)
-        example.arrays["sedi_rows"] = np.asarray(rows, np.int64).reshape(len(rows), W)
-        example.arrays["sedi_prefix"] = np.asarray(prefix_index, np.int64)
+        arrays, prefixes = span_alignments(teacher, student, example.teacher_labels, example.student_labels,
+                                           self.window)
+        example.arrays.update(arrays)
         example.prefixes = prefixes
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the per-example alignments (module functions: hand-built tokenizations can be passed directly)
+
+
+def dtw_positions(tokens: Tokenization, labels: np.ndarray) -> np.ndarray:
+    """The positions whose input tokens enter the DTW: loss positions with a non-special input token."""
+    return np.flatnonzero((np.asarray(labels) != IGNORE_INDEX) & ~tokens.special)
+
+
+def _dtw_strings(tokens: Tokenization, positions: np.ndarray, engine: str, mode: str, tokenizer) -> list[str]:
+    from ..engines.dtw import _strings
+
+    return _strings(tokens, positions, engine, mode, tokenizer)
+
+
+def mined_alignments(items, mode: str = "canonical", teacher_tokenizer=None, student_tokenizer=None
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """MinED's DTW over the input tokens at the loss positions of many examples, in one batched DTW call.
+
+    Args:
+        items: ``(teacher Tokenization, student Tokenization, teacher labels, student labels)`` per example.
+        mode: the strings compared (``reference``: MinED's marker-stripped vocabulary strings; ``canonical``:
+            canonical bytes without spaces), as the ``mined`` engine.
+
+    Returns:
+        Per example ``(mined_teacher, mined_match)``, both ``(Ls,)``: the teacher position of every student position
+        whose DTW row holds exactly one teacher token (``-1`` otherwise), and whether their strings are equal.
+    """
+    from ..batch.dtw import dtw_paths
+    from ..engines.dtw_core import edit_distance_matrix
+
+    out, jobs = [], []
+    for k, (teacher, student, t_labels, s_labels) in enumerate(items):
+        out.append((np.full(len(student), -1, np.int64), np.zeros(len(student), bool)))
+        t_pos, s_pos = dtw_positions(teacher, t_labels), dtw_positions(student, s_labels)
+        if len(t_pos) == 0 or len(s_pos) == 0:
+            continue
+        t_str = _dtw_strings(teacher, t_pos, "mined", mode, teacher_tokenizer)
+        s_str = _dtw_strings(student, s_pos, "mined", mode, student_tokenizer)
+        jobs.append((k, t_pos, s_pos, edit_distance_matrix(t_str, s_str)))
+    if not jobs:
+        return out
+    costs = np.zeros((len(jobs), max(len(j[1]) for j in jobs), max(len(j[2]) for j in jobs)))
+    for k, (_, t_pos, s_pos, cost) in enumerate(jobs):
+        costs[k, :len(t_pos), :len(s_pos)] = cost
+    paths = dtw_paths(costs, [len(j[1]) for j in jobs], [len(j[2]) for j in jobs])
+    _, _, s_first, s_last = paths.ranges()
+    for k, (index, t_pos, s_pos, cost) in enumerate(jobs):
+        first, last = s_first[k, :len(s_pos)], s_last[k, :len(s_pos)]
+        single = first == last
+        aligned, match = out[index]
+        aligned[s_pos[single]] = t_pos[first[single]]
+        match[s_pos] = single & (cost[np.where(single, first, 0), np.arange(len(s_pos))] == 0)
+    return out
+
+
+def cdm_costs(teacher: Tokenization, student: Tokenization, t_labels, s_labels, mode: str = "canonical",
+              teacher_tokenizer=None, student_tokenizer=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CDM's Levenshtein costs of the input tokens at the loss positions (CDM's strings in ``reference`` mode: each
+    token decoded alone, spaces removed, and CDM's two special pairs at 0; canonical bytes otherwise).
+
+    Returns ``(cost (Nt, Ns) float32, teacher positions (Nt,), student positions (Ns,))``.
+    """
+    from ..engines.dtw import CDM_SPECIAL_PAIRS
+    from ..engines.dtw_core import edit_distance_matrix
+
+    t_pos, s_pos = dtw_positions(teacher, t_labels), dtw_positions(student, s_labels)
+    t_str = _dtw_strings(teacher, t_pos, "cdm", mode, teacher_tokenizer)
+    s_str = _dtw_strings(student, s_pos, "cdm", mode, student_tokenizer)
+    cost = edit_distance_matrix(t_str, s_str).astype(np.float32)
+    if mode == "reference" and len(t_pos) and len(s_pos):
+        for a, b in CDM_SPECIAL_PAIRS:  # CDM's hard-coded equivalences cost 0 (reference mode, as the engine)
+            for x, y in ((a, b), (b, a)):
+                rows = np.array([v == x for v in t_str])
+                cols = np.array([v == y for v in s_str])
+                cost[np.ix_(rows, cols)] = 0.0
+    return cost, t_pos.astype(np.int64), s_pos.astype(np.int64)
+
+
+def span_alignments(teacher: Tokenization, student: Tokenization, t_labels, s_labels,
+                    window: int = DEFAULT_WINDOW) -> tuple[dict[str, np.ndarray], list[bytes]]:
+    """The span-based arrays of one example (SeDi's exact 1:1 flags and windows, GOLD's groups; see
+    :class:`PairedExample`) and SeDi's prefix strings."""
+    from ..engines.span import span_groups
+
+    groups = span_groups(teacher, student)
+    t_labels, s_labels = np.asarray(t_labels), np.asarray(s_labels)
+    Ls, Lt = len(student), len(teacher)
+    s_loss, t_loss = s_labels != IGNORE_INDEX, t_labels != IGNORE_INDEX
+    exact = np.zeros(Ls, bool)
+    gold_s = np.full(Ls, -1, np.int64)
+    gold_t = np.full(Lt, -1, np.int64)
+    matched = []
+    gold = 0
+    for g in range(len(groups)):
+        T, S = groups.teacher(g), groups.student(g)
+        if len(T) == 0 or len(S) == 0:
+            continue
+        matched.append((T, S))
+        if (len(T) == 1 and len(S) == 1 and teacher.starts[T[0]] == student.starts[S[0]]
+                and teacher.ends[T[0]] == student.ends[S[0]]):
+            exact[S[0]] = True
+        # GOLD groups the *target* tokens; the loss position of target token k is k - 1
+        s_pred = S[(S >= 1) & s_loss[np.maximum(S - 1, 0)]] - 1
+        t_pred = T[(T >= 1) & t_loss[np.maximum(T - 1, 0)]] - 1
+        if len(s_pred) and len(t_pred):
+            gold_s[s_pred] = gold
+            gold_t[t_pred] = gold
+            gold += 1
+    # both appended EOS tokens (special, so in no span group) form the last GOLD group
+    end = len(teacher.text)
+    eos_group = -1
+    if (Ls >= 2 and Lt >= 2 and s_loss[Ls - 2] and t_loss[Lt - 2] and student.special[-1] and teacher.special[-1]
+            and student.starts[-1] == end and teacher.starts[-1] == end):
+        gold_s[Ls - 2] = gold
+        gold_t[Lt - 2] = gold
+        eos_group = gold
+    queries, rows, prefix_index, prefixes = sedi_windows(teacher, matched, s_loss, window)
+    arrays = {"span_exact": exact & s_loss, "gold_student_group": gold_s, "gold_teacher_group": gold_t,
+              "gold_eos_group": np.array([eos_group], np.int64), "sedi_query": queries, "sedi_rows": rows,
+              "sedi_prefix": prefix_index}
+    return arrays, prefixes
+
+
+def sedi_windows(teacher: Tokenization, matched, student_loss_mask, window: int = DEFAULT_WINDOW):
+    """SeDi's sliding windows (``research/methods.md`` §4.2) over the matched span groups, in text order.
+
+    For group g with a next group h: when h has more than one teacher token, the prefix is the bytes of h's teacher
+    tokens but the last and ``q* = t_{h, Q−2}``; otherwise no prefix and ``q* = t_{g, Q−1}``. The rows written are
+    ``s_{g, R−1}`` (row 0: the first student token of the continuation) and ``s_{h, l−1}`` for ``l = 1 … R_h − 1``
+    (capped at the window). The last group (no next group) writes its last student row from its last teacher token
+    (the teacher's EOS candidate maps to the student's EOS). Only student loss positions are written; windows that
+    write none are dropped.
+
+    Args:
+        teacher: the teacher tokenization (its token bytes make the prefixes).
+        matched: the groups with both sides non-empty, ``(teacher indices, student indices)`` in text order.
+        student_loss_mask: ``(Ls,)`` bool.
+
+    Returns:
+        ``(queries (G,), rows (G, window), prefix index (G,) into prefixes or -1, prefixes: list of bytes)``.
+    """
+    W = window
+    s_loss = np.asarray(student_loss_mask, bool)
+    queries, rows, prefix_index, prefixes = [], [], [], []
+    prefix_ids: dict[bytes, int] = {}
+    t_bytes = None
+    for k, (T, S) in enumerate(matched):
+        row = np.full(W, -1, np.int64)
+        row[0] = S[-1]
+        prefix = b""
+        q = T[-1]
+        if k + 1 < len(matched):
+            T_next, S_next = matched[k + 1]
+            if len(T_next) > 1:
+                if t_bytes is None:
+                    t_bytes = teacher.token_bytes()
+                prefix = b"".join(t_bytes[i] for i in T_next[:-1])
+                q = T_next[-2]
+            following = S_next[:-1][:W - 1]
+            row[1:1 + len(following)] = following
+        row = np.where((row >= 0) & s_loss[np.maximum(row, 0)], row, -1)
+        if (row < 0).all():
+            continue
+        queries.append(q)
+        rows.append(row)
+        if prefix:
+            if prefix not in prefix_ids:
+                prefix_ids[prefix] = len(prefixes)
+                prefixes.append(prefix)
+            prefix_index.append(prefix_ids[prefix])
+        else:
+            prefix_index.append(-1)
+    return (np.asarray(queries, np.int64), np.asarray(rows, np.int64).reshape(len(rows), W),
+            np.asarray(prefix_index, np.int64), prefixes)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -92,15 +92,17 @@ class CrossModelAttention(nn.Module):
         s_mask = loss_mask(batch.student_labels)
         t_mask = loss_mask(batch.teacher_labels)
 
+        dtype = self.query.weight.dtype  # the projectors' dtype (float32 unless the loss was converted)
+
         def embed(outputs, ids, mask):
-            return outputs.embed_tokens(torch.where(mask, ids, torch.zeros_like(ids))).detach().float()
+            return outputs.embed_tokens(torch.where(mask, ids, torch.zeros_like(ids))).detach().to(dtype)
 
         s_in = embed(student, batch.student_input_ids, s_mask)
         s_tgt = embed(student, batch.student_labels, s_mask)
         t_in = embed(teacher, batch.teacher_input_ids, t_mask)
         t_tgt = embed(teacher, batch.teacher_labels, t_mask)
         t_index = torch.cat([t_in, t_tgt], -1)
-        t_hidden = teacher.hidden_states.float()
+        t_hidden = teacher.hidden_states.to(dtype)
         key = t_index / masked_std(t_index, t_mask)
         value = self.t2s(t_hidden / masked_std(t_hidden, t_mask) + t_tgt / masked_std(t_tgt, t_mask))
         query = self.query(torch.cat([s_in, s_tgt], -1))
@@ -108,10 +110,11 @@ class CrossModelAttention(nn.Module):
         both = s_mask.float()[..., None] * t_mask.float()[:, None, :]
         scores = scores + (1.0 - both) * -1e5  # DSKD's additive mask: exactly zero weight after the softmax
         attention = torch.softmax(scores, -1)
-        s_head = student.lm_head_weight.detach().float()
-        t_head = teacher.lm_head_weight.detach().float()
+        s_head = student.lm_head_weight.detach().to(dtype)
+        t_head = teacher.lm_head_weight.detach().to(dtype)
         t2s_logits = (attention @ value) @ s_head.T
-        s2t_logits = (torch.softmax(scores.transpose(-1, -2), -1) @ self.s2t(student.hidden_states.float())) @ t_head.T
+        s2t_hidden = self.s2t(student.hidden_states.to(dtype))
+        s2t_logits = (torch.softmax(scores.transpose(-1, -2), -1) @ s2t_hidden) @ t_head.T
         return CMAOutput(attention, t2s_logits, s2t_logits, s_mask, t_mask)
 
 

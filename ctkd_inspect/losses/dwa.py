@@ -126,14 +126,15 @@ class DWALoss(DSKDLoss):
             (torch.arange(rows.shape[2], device=n.device)[None, None, :] < m[:, None, None]) & live[:, None, None]
         outside = (float(((band > 0) & valid_cells).sum()), float(valid_cells.sum()))
 
-        s_hidden = gather_positions(student.hidden_states.float(), s_pos)
-        t_hidden = self.cma.t2s(gather_positions(teacher.hidden_states.float(), t_pos))
+        dtype = self.dtw_embed_t2s.weight.dtype  # the projectors' dtype
+        s_hidden = gather_positions(student.hidden_states.to(dtype), s_pos)
+        t_hidden = self.cma.t2s(gather_positions(teacher.hidden_states.to(dtype), t_pos))
         s_mask = torch.arange(s_pos.shape[1], device=n.device)[None, :] < s_len[:, None]
         t_mask = torch.arange(t_pos.shape[1], device=n.device)[None, :] < t_len[:, None]
         s_target = torch.where(s_mask, gather_positions(batch.student_labels, s_pos), 0)
         t_target = torch.where(t_mask, gather_positions(batch.teacher_labels, t_pos), 0)
-        s_embed = student.embed_tokens(s_target).float()  # with gradient, as DWA-KD
-        t_embed = self.dtw_embed_t2s(teacher.embed_tokens(t_target).detach().float())
+        s_embed = student.embed_tokens(s_target).to(dtype)  # with gradient, as DWA-KD
+        t_embed = self.dtw_embed_t2s(teacher.embed_tokens(t_target).detach().to(dtype))
         self.finite(s_hidden, s_mask, "student hidden states (response positions)", "dtw_hidden")
         self.finite(t_hidden, t_mask, "projected teacher hidden states (response positions)", "dtw_hidden")
         self.finite(s_embed, s_mask, "student target embeddings", "dtw_embed")

@@ -3,7 +3,7 @@ of the teacher's top-K candidates into the student vocabulary, and entropy align
 
 **Alignment.** SeDi's bipartite span components of the whole sequence (the span engine's kernel, computed once per
 example in the data pipeline), and over them SeDi's sliding windows (see
-:meth:`~ctkd_inspect.losses.data.PairBuilder._sedi_windows`): for group ``g`` and the next group ``h``, when
+:func:`~ctkd_inspect.losses.data.sedi_windows`): for group ``g`` and the next group ``h``, when
 ``h`` has more than one teacher token the prefix is the text of ``h``'s teacher tokens but the last and ``q* =
 t_{h,Q−2}``; otherwise there is no prefix and ``q* = t_{g,Q−1}``.
 
