@@ -665,30 +665,46 @@ def _failure_body(summary: Any, max_examples: int) -> str:
                       f"{''.join(items)}</table></details>")
     if blocks:
         parts.append("<h4>examples</h4>" + "".join(blocks))
-    worst = data.get("worst_texts", [])
-    if worst:
-        body = "".join(f'<tr data-text-index="{w["text_index"]}"><td class="num">{w["text_index"]}</td>'
-                       f'<td class="num">{_pct(w.get("score"))}</td>'
-                       f'<td class="num">{w.get("failed_student_tokens", 0)}/{w.get("student_tokens", 0)}</td>'
-                       f'<td><code>{_e(visible(w.get("preview", "")))}</code></td></tr>' for w in worst)
-        parts.append("<h4>worst texts</h4><table class='ctkd-worst'><tr><th class='num'>text</th>"
-                     "<th class='num'>not exact</th><th class='num'>student tokens</th><th>start of the text</th></tr>"
-                     f"{body}</table>")
+    parts.append(_worst_texts(data.get("worst_texts", [])))
     return "".join(parts)
 
 
-def corpus_summary_html(summary: Mapping[str, Any]) -> str:
-    """A corpus summary as one view. ``summary`` is a dict; every key is optional:
+def _worst_texts(worst: Sequence[Mapping]) -> str:
+    """The worst texts table; a record names its row as ``index`` (a corpus run) or ``text_index`` (a
+    :class:`~ctkd_inspect.failures.FailureSummary`)."""
+    if not worst:
+        return ""
+    rows = []
+    for w in worst:
+        row = w.get("index", w.get("text_index", ""))
+        rows.append(f'<tr data-text-index="{_e(row)}"><td class="num">{_e(row)}</td>'
+                    f'<td class="num">{_pct(w.get("score"))}</td>'
+                    f'<td class="num">{w.get("failed_student_tokens", 0)}/{w.get("student_tokens", 0)}</td>'
+                    f'<td><code>{_e(visible(w.get("preview", ""))[:160])}</code></td></tr>')
+    return ("<h4>worst texts</h4><table class='ctkd-worst'><tr><th class='num'>text</th>"
+            "<th class='num'>not exact</th><th class='num'>student tokens</th><th>start of the text</th></tr>"
+            f"{''.join(rows)}</table>")
+
+
+def corpus_summary_html(summary: Any) -> str:
+    """A compact view of a corpus summary: figures, the rate distribution, shapes, the failure taxonomy and the
+    worst texts. (A corpus run's full report, with its plots and expandable examples, is
+    :meth:`ctkd_inspect.corpus.CorpusSummary._repr_html_`.)
+
+    ``summary`` is a :class:`~ctkd_inspect.corpus.CorpusSummary`, its ``to_dict()``, or any dict of these keys,
+    every one optional:
 
     - ``teacher``, ``student``, ``engine``, ``texts`` (count), ``characters``, ``tokens`` (``{"teacher": n,
       "student": n}``);
-    - ``alignment_rate``: ``{"mean", "median", "min", "max", "histogram": {"edges": [...], "counts": [...]}}``
-      (drawn as an inline SVG bar chart);
+    - ``alignment_rate``: ``{"corpus", "mean", "median", "min", "max", "histogram": {"edges": [...], "counts":
+      [...]}}`` (the histogram drawn as an inline SVG bar chart, at most 50 bars);
     - ``shapes``: group counts per shape;
     - ``failures``: a :class:`~ctkd_inspect.failures.FailureSummary` or its ``to_dict()``
-      (:func:`failure_summary_html`).
+      (:func:`failure_summary_html`);
+    - ``worst_texts``: records with ``index`` (the row), ``score``, ``failed_student_tokens``, ``student_tokens``,
+      ``preview`` (else the failure summary's own worst texts are shown).
     """
-    data = dict(summary)
+    data = summary.to_dict() if hasattr(summary, "to_dict") else dict(summary)
     head = " → ".join(_e(data[k]) for k in ("teacher", "student") if data.get(k))
     facts = []
     for key, label in (("engine", "engine"), ("texts", "texts"), ("characters", "characters")):
@@ -700,13 +716,15 @@ def corpus_summary_html(summary: Mapping[str, Any]) -> str:
     parts = [f'<div class="ctkd-head"><b>corpus</b> {head} <i class="ctkd-dim">{" · ".join(facts)}</i></div>']
     rate = data.get("alignment_rate")
     if isinstance(rate, Mapping):
-        figures = " · ".join(f"{k} {_pct(rate[k])}" for k in ("mean", "median", "min", "max")
-                             if rate.get(k) is not None)
+        figures = " · ".join(f"{'corpus (token-weighted)' if k == 'corpus' else k} {_pct(rate[k])}"
+                             for k in ("corpus", "mean", "median", "min", "max") if rate.get(k) is not None)
         parts.append(f"<h4>alignment rate</h4><div>{figures}</div>")
         histogram = rate.get("histogram")
         if histogram and histogram.get("counts"):
-            parts.append(_histogram_svg(list(histogram["counts"]), list(histogram["edges"]),
-                                        label="alignment rate per text"))
+            counts, edges = list(histogram["counts"]), list(histogram["edges"])
+            while len(counts) > 50 and len(counts) % 2 == 0:  # a run's 1000 fine bins drawn as 50 bars
+                counts, edges = [counts[k] + counts[k + 1] for k in range(0, len(counts), 2)], edges[::2]
+            parts.append(_histogram_svg(counts, edges, label="alignment rate per text"))
     shapes = data.get("shapes")
     if shapes:
         total = sum(shapes.values()) or 1
@@ -716,7 +734,11 @@ def corpus_summary_html(summary: Mapping[str, Any]) -> str:
         parts.append(f"<h4>group shapes</h4><table class='ctkd-shapes'>{body}</table>")
     failures = data.get("failures")
     if failures is not None:
+        failures = failures.to_dict() if hasattr(failures, "to_dict") else dict(failures)
+        if data.get("worst_texts"):
+            failures.pop("worst_texts", None)  # the corpus's own (row-numbered) worst texts follow
         parts.append(_failure_body(failures, 4))
+    parts.append(_worst_texts(data.get("worst_texts", [])))
     return _wrap("".join(parts), "corpus")
 
 

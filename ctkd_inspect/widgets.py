@@ -608,104 +608,151 @@ class AlignmentExplorer(widgets.VBox):
 
 @dataclass
 class _Corpus:
-    """A corpus of alignments to report on: a columns table (Parquet) or a list of alignments."""
+    """A corpus to report on: its summary (the dict :func:`summarize_corpus` returns) and where its rows are."""
 
+    summary: dict
+    texts: int
+    parquet: Path | None = None
     table: Any = None
     alignments: list | None = None
 
-    def __len__(self) -> int:
-        return self.table.num_rows if self.table is not None else len(self.alignments or [])
+    @property
+    def has_rows(self) -> bool:
+        return self.parquet is not None or self.table is not None or self.alignments is not None
 
     def alignment(self, index: int):
+        """Row ``index`` as an :class:`~ctkd_inspect.alignment.Alignment` (a corpus file is read one row group at a
+        time, so opening a text of a large run reads little)."""
+        if self.parquet is not None:
+            from .columns import read_parquet_row
+
+            return read_parquet_row(self.parquet, index)
         if self.table is not None:
             from .columns import from_arrow
 
             return from_arrow(self.table, index)
-        return self.alignments[index]
-
-    def __iter__(self):
-        if self.table is not None:
-            from .columns import iter_alignments
-
-            return iter_alignments(self.table)
-        return iter(self.alignments or [])
+        if self.alignments is not None:
+            return self.alignments[index]
+        raise InputError("this report has no rows to open: give the run's Parquet file too (parquet=...)")
 
 
-def _load_corpus(source) -> _Corpus:
+def _summary_dict(summary) -> dict:
+    """A :class:`~ctkd_inspect.corpus.CorpusSummary` as the report's dict."""
+    data = summary.to_dict()
+    data["source"] = "corpus run"
+    return data
+
+
+def _load_corpus(source, parquet=None, *, max_examples: int, max_worst: int) -> _Corpus:
     from .alignment import Alignment
 
+    parquet = Path(parquet).expanduser() if parquet is not None else None
+    if parquet is not None and not parquet.exists():
+        raise InputError(f"no Parquet file at {str(parquet)!r}: give the output file of the corpus run")
+    if hasattr(source, "summary") and hasattr(source, "output"):  # a CorpusResult of run_corpus
+        return _Corpus(_summary_dict(source.summary), source.summary.texts, parquet or Path(source.output))
+    if hasattr(source, "to_dict") and hasattr(source, "rate_counts"):  # a CorpusSummary
+        own = getattr(source, "parquet", None)
+        return _Corpus(_summary_dict(source), source.texts, parquet or (Path(own) if own else None))
     if isinstance(source, (str, Path)):
-        from .columns import read_table
-
         path = Path(source).expanduser()
         if not path.exists():
-            raise InputError(f"no corpus file at {str(source)!r}: pass a Parquet file of alignment columns "
-                             "(ctkd_inspect.columns.write_parquet writes one)")
-        return _Corpus(table=read_table(path))
+            raise InputError(f"no corpus file at {str(source)!r}: give the Parquet file of a corpus run "
+                             "(ctkd-inspect corpus, or ctkd_inspect.columns.write_parquet) or its summary JSON")
+        if path.suffix.lower() == ".json":
+            from .corpus import load_summary
+
+            summary = load_summary(path)
+            return _Corpus(_summary_dict(summary), summary.texts, parquet)
+        from .columns import read_table
+
+        table = read_table(path)
+        summary = _summarize(table, max_examples=max_examples, max_worst=max_worst)
+        return _Corpus(summary, table.num_rows, path)
     if hasattr(source, "schema") and hasattr(source, "num_rows"):
-        return _Corpus(table=source)
-    if isinstance(source, Sequence) and all(isinstance(a, Alignment) for a in source):
-        return _Corpus(alignments=list(source))
-    raise InputError(f"a corpus report reads a Parquet path, a pyarrow table of alignment columns or a list of "
-                     f"Alignments, not {type(source).__name__}")
+        return _Corpus(_summarize(source, max_examples=max_examples, max_worst=max_worst), source.num_rows,
+                       table=source)
+    if isinstance(source, Sequence) and not isinstance(source, str) and all(isinstance(a, Alignment)
+                                                                            for a in source):
+        alignments = list(source)
+        return _Corpus(_summarize(alignments, max_examples=max_examples, max_worst=max_worst), len(alignments),
+                       alignments=alignments)
+    raise InputError("a corpus report reads a corpus run (its result, summary or Parquet file), a summary JSON, a "
+                     f"pyarrow table of alignment columns or a list of Alignments, not {type(source).__name__}")
 
 
-def summarize_corpus(source, *, max_examples: int = 8, max_worst: int = 10, bins: int = 20) -> dict:
-    """The summary dict a corpus report shows (the input of :func:`ctkd_inspect.html.corpus_summary_html`): pair,
-    engine, text and token counts, per-text alignment rates (mean, median, range, histogram), group shapes, and the
-    failure taxonomy (:class:`~ctkd_inspect.failures.FailureSummary`), reported as a progress stage.
+def summarize_corpus(source, *, max_examples: int = 8, max_worst: int = 10) -> dict:
+    """The summary a corpus report shows, as a dict (the input of :func:`ctkd_inspect.html.corpus_summary_html`).
 
-    Args:
-        source: a Parquet path of alignment columns, a pyarrow table of them, or a list of Alignments.
+    A corpus run's own summary (a :class:`~ctkd_inspect.corpus.CorpusResult`, a
+    :class:`~ctkd_inspect.corpus.CorpusSummary` or its JSON file) is taken as it is (``to_dict()``). Anything else
+    (a Parquet file of alignment columns, a pyarrow table of them, a list of Alignments) is summarised here, with the
+    same keys: ``teacher``, ``student``, ``engine``, ``texts``, ``characters``, ``tokens``, ``alignment_rate``
+    (``corpus``, ``mean``, ``median``, ``min``, ``max``, ``histogram``), ``shapes``, ``failures`` (a
+    :class:`~ctkd_inspect.failures.FailureSummary` as a dict) and ``worst_texts`` (``index`` = the row).
 
     Raises:
         InputError: a missing file or an unsupported source.
     """
-    return _summarize(_load_corpus(source), max_examples=max_examples, max_worst=max_worst, bins=bins)
+    return _load_corpus(source, max_examples=max_examples, max_worst=max_worst).summary
 
 
-def _summarize(corpus: _Corpus, *, max_examples: int, max_worst: int, bins: int) -> dict:
+def _summarize(rows, *, max_examples: int, max_worst: int) -> dict:
     import numpy as np
 
     from .failures import FailureSummary
     from .html import histogram
     from .progress import stage
 
+    if hasattr(rows, "num_rows"):
+        from .columns import iter_alignments
+
+        count, alignments = rows.num_rows, iter_alignments(rows)
+    else:
+        count, alignments = len(rows), iter(rows)
     failures = FailureSummary(max_examples=max_examples, max_worst=max_worst)
     rates, shapes = [], {"1:1": 0, "1:n": 0, "n:1": 0, "n:m": 0, "unmatched": 0}
-    teachers, students, engines = set(), set(), set()
+    names: dict[str, set] = {"teacher": set(), "student": set(), "engine": set()}
     tokens = {"teacher": 0, "student": 0}
-    characters = 0
-    with stage("summarising the corpus", total=len(corpus), unit="texts") as bar:
-        for index, alignment in enumerate(corpus):
+    counted = exact = characters = 0
+    with stage("summarising the corpus", total=count, unit="texts") as bar:
+        for index, alignment in enumerate(alignments):
             failures.add(alignment, index)
             rate = alignment.metrics.get("alignment_rate")
-            rates.append(np.nan if rate is None else float(rate))
-            for name, count in alignment.metrics.get("shapes", {}).items():
-                shapes[name] = shapes.get(name, 0) + int(count)
-            teachers.add(alignment.teacher.name)
-            students.add(alignment.student.name)
-            engines.add(alignment.engine)
+            if rate is not None:
+                rates.append(float(rate))
+            for name, number in alignment.metrics.get("shapes", {}).items():
+                shapes[name] = shapes.get(name, 0) + int(number)
+            names["teacher"].add(alignment.teacher.name)
+            names["student"].add(alignment.student.name)
+            names["engine"].add(alignment.engine)
             tokens["teacher"] += len(alignment.teacher)
             tokens["student"] += len(alignment.student)
+            counted += int((~alignment.student.special).sum())
+            exact += int(alignment.metrics.get("exact_groups", 0))
             characters += len(alignment.text)
             bar.advance(1)
     values = np.asarray(rates, dtype=float)
-    defined = values[~np.isnan(values)]
-    rate_summary = {"mean": float(defined.mean()) if len(defined) else None,
-                    "median": float(np.median(defined)) if len(defined) else None,
-                    "min": float(defined.min()) if len(defined) else None,
-                    "max": float(defined.max()) if len(defined) else None,
-                    "histogram": histogram(defined.tolist(), bins=bins), "per_text": values.tolist()}
-    return {"teacher": " / ".join(sorted(teachers)), "student": " / ".join(sorted(students)),
-            "engine": " / ".join(sorted(engines)), "texts": len(corpus), "characters": characters, "tokens": tokens,
-            "alignment_rate": rate_summary, "shapes": shapes, "failures": failures}
+    data = failures.to_dict()
+    worst = [{"index": r["text_index"], "score": r["score"], "alignment_rate": 1.0 - r["score"],
+              "student_tokens": r["student_tokens"], "failed_student_tokens": r["failed_student_tokens"],
+              "preview": r["preview"]} for r in data.pop("worst_texts")]
+    return {"teacher": " / ".join(sorted(names["teacher"])), "student": " / ".join(sorted(names["student"])),
+            "engine": " / ".join(sorted(names["engine"])), "texts": count, "characters": characters,
+            "tokens": tokens, "source": "alignments",
+            "alignment_rate": {"corpus": exact / counted if counted else None,
+                               "mean": float(values.mean()) if len(values) else None,
+                               "median": float(np.median(values)) if len(values) else None,
+                               "min": float(values.min()) if len(values) else None,
+                               "max": float(values.max()) if len(values) else None,
+                               "histogram": histogram(values.tolist(), bins=50)},
+            "shapes": shapes, "failures": data, "worst_texts": worst}
 
 
 def corpus_figure(summary: dict):
-    """A matplotlib ``Figure`` of a corpus summary: the distribution of per-text alignment rates, the group
-    shapes, and the student tokens in non-exact groups by primary failure kind. Built with the object API (no
-    pyplot state), so it is safe in a worker thread."""
+    """A matplotlib ``Figure`` of a corpus summary (:func:`summarize_corpus`): the distribution of per-text
+    alignment rates, the group shapes, and the share of student tokens outside exact 1:1 groups by primary failure
+    kind. Built with the object API (no pyplot state), so it is safe in a worker thread."""
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -713,9 +760,11 @@ def corpus_figure(summary: dict):
 
     figure = Figure(figsize=(11, 3.0), dpi=96, layout="constrained")
     axes = figure.subplots(1, 3)
-    rates = np.asarray(summary["alignment_rate"]["per_text"], dtype=float)
-    rates = rates[~np.isnan(rates)]
-    axes[0].hist(rates, bins=20, range=(0, 1), color="#2e6da4")
+    histogram = summary["alignment_rate"]["histogram"]
+    counts, edges = np.asarray(histogram["counts"]), np.asarray(histogram["edges"])
+    while len(counts) > 50 and len(counts) % 2 == 0:  # a run's 1000 fine bins drawn as 50
+        counts, edges = counts.reshape(-1, 2).sum(axis=1), edges[::2]
+    axes[0].stairs(counts, edges, fill=True, color="#2e6da4")
     axes[0].set_title("alignment rate per text", fontsize=10)
     axes[0].set_xlabel("share of student tokens in exact 1:1 groups", fontsize=8)
     axes[0].set_ylabel("texts", fontsize=8)
@@ -723,11 +772,10 @@ def corpus_figure(summary: dict):
     axes[1].bar(list(shapes), list(shapes.values()), color="#1e5e2e")
     axes[1].set_title("group shapes", fontsize=10)
     axes[1].set_yscale("log")
-    failures = summary["failures"]
-    data = failures.to_dict() if hasattr(failures, "to_dict") else failures
-    shares = [(kind, data["kinds"][kind]["student_token_share"] or 0.0) for kind in KINDS]
-    axes[2].barh([k for k, _ in shares][::-1], [v * 100 for _, v in shares][::-1], color="#a00000")
-    axes[2].set_title("student tokens not in exact 1:1, by kind", fontsize=10)
+    kinds = summary["failures"]["kinds"]
+    shares = [(kind, (kinds.get(kind, {}).get("student_token_share") or 0.0) * 100) for kind in KINDS]
+    axes[2].barh([k for k, _ in shares][::-1], [v for _, v in shares][::-1], color="#a00000")
+    axes[2].set_title("student tokens outside exact 1:1, by kind", fontsize=10)
     axes[2].set_xlabel("% of student tokens", fontsize=8)
     for axis in axes:
         axis.tick_params(labelsize=8)
@@ -745,21 +793,26 @@ class CorpusReportWidget(widgets.VBox):
     matplotlib, the worst texts and examples of each failure kind; clicking one opens it in an explorer view.
 
     Args:
-        source: a Parquet path of alignment columns (:func:`ctkd_inspect.columns.write_parquet`), a pyarrow table
-            of them, or a list of Alignments. A bad source is a message in the widget.
-        max_examples, max_worst: examples kept per failure kind, and worst texts listed.
+        source: a corpus run — the :class:`~ctkd_inspect.corpus.runner.CorpusResult` of
+            :func:`~ctkd_inspect.corpus.runner.run_corpus`, its :class:`~ctkd_inspect.corpus.CorpusSummary`, its
+            summary JSON or its Parquet file — or a Parquet file / pyarrow table of alignment columns
+            (:func:`ctkd_inspect.columns.write_parquet`), or a list of Alignments. A bad source is a message in the
+            widget.
+        parquet: the run's Parquet file, when ``source`` is a summary that does not name it (to open texts).
+        max_examples, max_worst: examples kept per failure kind and worst texts listed, for sources summarised
+            here (a run's summary keeps its own).
 
     Attributes: ``summary`` (the dict of :func:`summarize_corpus`), ``summary_view`` (HTML), ``plot`` (Image),
-    ``worst_buttons`` / ``example_buttons`` (a Button per text), ``kind`` (Dropdown of failure kinds), ``explorer``
-    (the :class:`AlignmentExplorer` that shows an opened text), ``opened`` (the index of the text shown),
-    ``error_message``.
+    ``worst_buttons`` / ``example_buttons`` (a Button per text, with its row as ``text_index``), ``kind`` (Dropdown of
+    failure kinds), ``explorer`` (the :class:`AlignmentExplorer` that shows an opened text), ``opened`` (the row
+    shown), ``error_message``.
     """
 
-    def __init__(self, source, *, max_examples: int = 8, max_worst: int = 10, load_now: bool = True):
+    def __init__(self, source, *, parquet=None, max_examples: int = 8, max_worst: int = 10, load_now: bool = True):
         self.summary: dict | None = None
         self.opened: int | None = None
         self.error_message = ""
-        self._source = source
+        self._source, self._parquet = source, parquet
         self._corpus: _Corpus | None = None
         self._limits = {"max_examples": max_examples, "max_worst": max_worst}
         self._worker = _Worker(0.0, latest_only=False)
@@ -776,7 +829,7 @@ class CorpusReportWidget(widgets.VBox):
         self.explorer.layout.display = "none"
         self.kind.observe(self._kind_changed, names="value")
         lists = widgets.HBox([
-            widgets.VBox([widgets.HTML("<b>worst texts</b> <i>(click to open)</i>"), self.worst_box],
+            widgets.VBox([widgets.HTML("<b>worst texts</b> <i>(click one to open it below)</i>"), self.worst_box],
                          layout=widgets.Layout(width="50%")),
             widgets.VBox([self.kind, self.example_box], layout=widgets.Layout(width="50%"))])
         super().__init__([self.status.box, self.error, self.summary_view, self.plot, lists, self.explorer],
@@ -785,11 +838,11 @@ class CorpusReportWidget(widgets.VBox):
         if load_now:
             self.load()
 
-    def load(self, source=None) -> None:
+    def load(self, source=None, *, parquet=None) -> None:
         """(Re)load the report from ``source`` (default: the one given), in the background."""
         if source is not None:
-            self._source = source
-        self._worker.submit(self._load_job(self._source), delay=0)
+            self._source, self._parquet = source, parquet
+        self._worker.submit(self._load_job(self._source, self._parquet), delay=0)
 
     def wait(self, timeout: float | None = 300) -> bool:
         """Block until loading (and any explorer work) is done; False when ``timeout`` passed first."""
@@ -799,12 +852,12 @@ class CorpusReportWidget(widgets.VBox):
         return done and self.explorer.wait(left)
 
     def open_text(self, text_index: int) -> None:
-        """Show text ``text_index`` of the corpus in the explorer view (its stored alignment, not a new one)."""
+        """Show row ``text_index`` of the corpus in the explorer view (its stored alignment, not a new one)."""
         try:
             if self._corpus is None:
                 raise InputError("the corpus is not loaded yet")
-            if not 0 <= int(text_index) < len(self._corpus):
-                raise InputError(f"text {text_index} is not in the corpus (0–{len(self._corpus) - 1})")
+            if not 0 <= int(text_index) < self._corpus.texts:
+                raise InputError(f"text {text_index} is not in the corpus (rows 0–{self._corpus.texts - 1})")
             alignment = self._corpus.alignment(int(text_index))
             self.explorer.layout.display = "flex"
             self.explorer.show(alignment)
@@ -815,38 +868,39 @@ class CorpusReportWidget(widgets.VBox):
 
     # -- internals ----------------------------------------------------------------------------------------------
 
-    def _load_job(self, source):
+    def _load_job(self, source, parquet):
         def job(is_current):
+            from .html import corpus_summary_html
+
             try:
                 def work():
-                    corpus = _load_corpus(source)
-                    summary = _summarize(corpus, bins=20, **self._limits)
-                    return corpus, summary, _png(corpus_figure(summary))
+                    corpus = _load_corpus(source, parquet, **self._limits)
+                    return corpus, _png(corpus_figure(corpus.summary))
 
-                corpus, summary, png = self.status.run("loading the corpus report", work)
+                corpus, png = self.status.run("loading the corpus report", work)
             except Exception as exc:
                 self._show_error(_message(exc))
                 self.status.done("no report: see the message below")
                 return
-            self._corpus, self.summary = corpus, summary
-            shown = dict(summary)
-            shown["alignment_rate"] = {k: v for k, v in summary["alignment_rate"].items() if k != "histogram"}
-            from .html import corpus_summary_html
-
+            self._corpus, self.summary = corpus, corpus.summary
+            shown = dict(corpus.summary)  # the distribution is drawn by matplotlib below, not twice
+            shown["alignment_rate"] = {k: v for k, v in shown["alignment_rate"].items() if k != "histogram"}
             self.summary_view.value = corpus_summary_html(shown)
             self.plot.value = png
-            self._fill_worst(summary["failures"].worst())
-            kinds = [k for k in summary["failures"].to_dict()["examples"]]
+            self._fill_worst(corpus.summary.get("worst_texts", []))
+            kinds = list(corpus.summary["failures"].get("examples", {}))
             self.kind.options = kinds
             if kinds:
                 self.kind.value = kinds[0]
+            note = "" if corpus.has_rows else " · no rows to open (give parquet=...)"
             self._show_error("")
-            self.status.done(f"{len(corpus):,} texts")
+            self.status.done(f"{corpus.texts:,} texts{note}")
 
         return job
 
     def _button(self, label: str, index: int, tooltip: str) -> widgets.Button:
-        button = widgets.Button(description=label, tooltip=tooltip, layout=widgets.Layout(width="100%"))
+        button = widgets.Button(description=label, tooltip=tooltip,
+                                layout=widgets.Layout(width="100%", justify_content="flex-start"))
         button.on_click(lambda _button, i=index: self.open_text(i))
         button.text_index = index
         return button
@@ -855,8 +909,8 @@ class CorpusReportWidget(widgets.VBox):
         from .render import visible
 
         self.worst_buttons = [
-            self._button(f"text {w['text_index']} · {w['score']:.0%} not exact · {visible(w['preview'])[:60]}",
-                         w["text_index"], w["preview"]) for w in worst]
+            self._button(f"row {w['index']} · {w['alignment_rate']:.0%} aligned · {visible(w['preview'])[:60]}",
+                         int(w["index"]), w["preview"]) for w in worst]
         self.worst_box.children = tuple(self.worst_buttons)
 
     def _kind_changed(self, change) -> None:
@@ -864,10 +918,10 @@ class CorpusReportWidget(widgets.VBox):
 
         if self.summary is None or not change["new"]:
             return
-        examples = self.summary["failures"].examples(change["new"])
+        examples = self.summary["failures"]["examples"].get(change["new"], [])
         self.example_buttons = [
-            self._button(f"text {e['text_index']} · {' '.join(visible(p) for p in e['teacher_pieces'])} | "
-                         f"{' '.join(visible(p) for p in e['student_pieces'])}"[:90], e["text_index"],
+            self._button(f"row {e['text_index']} · {' '.join(visible(p) for p in e['teacher_pieces'])} | "
+                         f"{' '.join(visible(p) for p in e['student_pieces'])}"[:90], int(e["text_index"]),
                          e.get("detail") or "") for e in examples]
         self.example_box.children = tuple(self.example_buttons)
 

@@ -233,7 +233,18 @@ def test_long_work_reports_progress_while_it_runs(monkeypatch):
     assert "steps must be in [1, 5] (got 9)" in widget.error_message
 
 
-def test_corpus_report_opens_the_worst_text(tmp_path, corpus):
+def worst_row(alignments) -> int:
+    """The worst text by the report's rule: the largest share of non-special student tokens outside exact 1:1
+    groups, then the most such tokens, then the first row."""
+    def badness(i):
+        student = int((~alignments[i].student.special).sum())
+        failed = student - round(alignments[i].metrics["alignment_rate"] * student)
+        return Fraction(failed, student), failed, -i
+
+    return max(range(len(alignments)), key=badness)
+
+
+def test_corpus_report_of_alignment_columns_opens_the_worst_text(tmp_path, corpus):
     import ctkd_inspect
     from ctkd_inspect.columns import write_parquet
 
@@ -247,14 +258,7 @@ def test_corpus_report_opens_the_worst_text(tmp_path, corpus):
     assert report.plot.value[:8] == b"\x89PNG\r\n\x1a\n"  # the matplotlib distributions
     rates = [a.metrics["alignment_rate"] for a in alignments]
     assert report.summary["alignment_rate"]["mean"] == pytest.approx(sum(rates) / len(rates))
-    # the worst text: the largest share of student tokens outside exact 1:1 groups, then the most such tokens,
-    # then the first
-    def badness(i):
-        student = int((~alignments[i].student.special).sum())
-        failed = student - round(rates[i] * student)
-        return Fraction(failed, student), failed, -i
-
-    worst = max(range(60), key=badness)
+    worst = worst_row(alignments)
     first = report.worst_buttons[0]
     assert first.text_index == worst
     first.click()
@@ -268,6 +272,35 @@ def test_corpus_report_opens_the_worst_text(tmp_path, corpus):
     missing = CorpusReportWidget(str(tmp_path / "nowhere.parquet"))
     settled(missing)
     assert "no corpus file" in missing.error_message and missing.summary is None
+    wrong = CorpusReportWidget(42)
+    settled(wrong)
+    assert "not int" in wrong.error_message
+
+
+def test_corpus_report_of_a_corpus_run(tmp_path, corpus):
+    import json
+
+    from ctkd_inspect.columns import read_parquet
+    from ctkd_inspect.corpus.runner import run_corpus
+
+    data = tmp_path / "texts.jsonl"
+    data.write_text("".join(json.dumps({"text": text}) + "\n" for text in corpus[100:180]), encoding="utf-8")
+    result = run_corpus("llama3", "gemma2", data, tmp_path / "run.parquet", field="text", workers=1,
+                        summary=tmp_path / "summary.json")
+    rows = read_parquet(result.output)
+    worst = worst_row(rows)
+    for source, parquet in ((result, None), (result.summary, result.output),
+                            (str(tmp_path / "summary.json"), result.output)):
+        report = CorpusReportWidget(source, parquet=parquet)
+        settled(report)
+        assert report.error_message == "" and report.summary["texts"] == 80
+        assert report.worst_buttons[0].text_index == worst
+        report.worst_buttons[0].click()
+        assert report.opened == worst and report.explorer.text.value == corpus[100 + worst]
+    without_rows = CorpusReportWidget(str(tmp_path / "summary.json"))
+    settled(without_rows)
+    without_rows.worst_buttons[0].click()
+    assert "parquet=" in without_rows.error_message
 
 
 def test_vocab_browser_lookups_and_coverage():
