@@ -91,6 +91,15 @@ class OutputError(CtkdError):
     exit_code = ExitCode.USAGE
 
 
+class OutputWriteError(OutputError, OSError):
+    """Writing an output file failed part-way (disk full, a folder turned read-only, an I/O error). The write was
+    atomic, so any previous file at that path is unchanged and no partial file is left; the message says why and
+    what to do. A runtime failure rather than a usage error: exit code 1. Also an :class:`OSError`, so code that
+    tolerates failed writes (caches) keeps catching it."""
+
+    exit_code = ExitCode.RUNTIME
+
+
 class MissingExtraError(CtkdError, ImportError):
     """An optional dependency (an "extra") that the requested feature needs is not installed."""
 

@@ -256,11 +256,12 @@ class VocabMapping:
         from .outputs import atomic_path
 
         path = Path(path)
-        if path.suffix not in (".json", ".npz", ".parquet"):
+        suffix = path.suffix.lower()  # MAP.JSON passes the CLI's (case-insensitive) check: accept it here too
+        if suffix not in (".json", ".npz", ".parquet"):
             raise InputError(f"unsupported mapping file type {path.suffix!r}: use .json, .npz or .parquet")
         # written beside the target and renamed into place: a failed write leaves any previous file intact
         with atomic_path(path) as temporary:
-            self._write(temporary, path.suffix, teacher_vocab, student_vocab)
+            self._write(temporary, suffix, teacher_vocab, student_vocab)
         return path
 
     def _write(self, path: Path, suffix: str, teacher_vocab: Vocabulary | None,
@@ -308,17 +309,21 @@ class VocabMapping:
         Raises:
             InputError: the file is missing, of another type, or not a mapping written by ``save``.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputError(f"path must be the path of a saved mapping (a str or a pathlib.Path), got "
+                             f"{type(path).__name__}")
         path = Path(path)
+        suffix = path.suffix.lower()
         try:
-            if path.suffix == ".npz":
+            if suffix == ".npz":
                 return cls.load_npz(path)
-            if path.suffix == ".json":
+            if suffix == ".json":
                 data = json.loads(path.read_text(encoding="utf-8"))
                 arrays = {k: np.asarray(data[k], dtype=np.int64) for k in
                           ("teacher_to_student", "teacher_distance", "student_to_teacher", "student_distance")}
                 return cls(data["kind"], data["mode"], data["teacher"], data["student"], **arrays,
                            info=data.get("info", {}))
-            if path.suffix == ".parquet":
+            if suffix == ".parquet":
                 import pyarrow.parquet as pq
 
                 table = pq.read_table(path)
