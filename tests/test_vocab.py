@@ -174,7 +174,7 @@ def test_vocab_cli(tmp_path):
     out = CliRunner().invoke(main, ["vocab", "llama3", "gemma2", "--exact-only", "--out", str(tmp_path / "m.npz")])
     assert out.exit_code == 0 and "85,699" in out.output and (tmp_path / "m.npz").exists()
     out = CliRunner().invoke(main, ["vocab", "llama3", "gemma2", "--exact-only", "--out", str(tmp_path / "m.txt")])
-    assert out.exit_code == 2 and "unsupported mapping file type" in out.output
+    assert out.exit_code == 2 and "unknown extension" in out.output
 
 
 def test_cdm_dynamic_mapping_skips_predictions_without_a_string():
