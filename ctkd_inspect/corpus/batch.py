@@ -390,15 +390,24 @@ def _span_path(pa, spec: CorpusSpec, texts: list[str], teacher_tokenizer, studen
     return columns, sides, facts, view
 
 
-def _engine_path(pa, spec: CorpusSpec, texts: list[str], teacher_tokenizer, student_tokenizer, schema):
+def _line(line) -> str:
+    return "" if line is None else f" (line {line} of the data)"
+
+
+def _engine_path(pa, spec: CorpusSpec, texts: list[str], teacher_tokenizer, student_tokenizer, schema, index,
+                 lines):
     """Any engine, text by text through ``ctkd_inspect.align``: (columns, sides, facts, alignment by position)."""
     from ..api import align
     from ..columns import to_record_batch
+    from ..errors import CtkdError
 
     alignments = []
-    for text in texts:
-        alignment = align(teacher_tokenizer, student_tokenizer, text, engine=spec.engine,
-                          add_special_tokens=spec.add_special_tokens, **spec.options)
+    for position, text in enumerate(texts):
+        try:
+            alignment = align(teacher_tokenizer, student_tokenizer, text, engine=spec.engine,
+                              add_special_tokens=spec.add_special_tokens, **spec.options)
+        except CtkdError as exc:  # say which text: the run stops here, its finished shards are kept
+            raise type(exc)(f"row {int(index[position])}{_line(lines[position])}: {exc}") from exc
         alignment.teacher.name, alignment.student.name = spec.teacher, spec.student  # as the user named them
         alignments.append(alignment)
     names = _alignment_column_names()
@@ -480,7 +489,8 @@ def align_batch(batch, spec: CorpusSpec | dict) -> pa.Table:
     if engine_class(spec.engine) is SpanEngine and not spec.options:
         columns, sides, facts, view = _span_path(pa, spec, texts, teacher_tokenizer, student_tokenizer)
     else:
-        columns, sides, facts, view = _engine_path(pa, spec, texts, teacher_tokenizer, student_tokenizer, schema)
+        columns, sides, facts, view = _engine_path(pa, spec, texts, teacher_tokenizer, student_tokenizer, schema,
+                                                   index, source_line)
     summary = _summarise(spec, texts, index, source_line, response_start, sides, facts, view, columns,
                          vocab_size={"teacher": len(teacher_tokenizer), "student": len(student_tokenizer)})
     columns["source_line"] = pa.array(source_line, pa.int64())

@@ -634,6 +634,8 @@ def run_corpus(teacher: str, student: str, data: str | os.PathLike, output: str 
     paths = [p.resolve() for p in (target, report_path, summary_path) if p is not None]
     if len(set(paths)) != len(paths):
         raise OutputError("the output, report and summary must be different files")
+    if backend == "ray" and ray_address:
+        _probe(ray_address, RAY_CONNECT_TIMEOUT)  # a cluster that does not answer: said now, not after reading
 
     reader = read_texts(data, field=field, prompt_field=prompt_field, response_field=response_field,
                         separator=separator, split_paragraphs=split_paragraphs, split=split, strict=strict,
@@ -726,7 +728,10 @@ def run_corpus(teacher: str, student: str, data: str | os.PathLike, output: str 
             with stage(f"writing {report_path.name}"):
                 write_report(merged, report_path, parquet=target, overwrite=True)
     except BaseException:
-        work.close()
+        if work.done:
+            work.close()  # finished shards are kept for the next run
+        else:
+            work.remove()  # nothing to keep: leave no empty work folder behind
         raise
     if keep_work:
         work.close()
