@@ -7,8 +7,9 @@ alike), after one untimed warm-up run of each:
   cached ``tokenizer.json`` files of llama3 and gemma2 (interpreter start included) — no command line can load
   the two tokenizers faster than this;
 - (b) ``ctkd-inspect llama3 gemma2 "hi"`` (warm cache; output to a pipe);
-- (b') the same command with its tokenizers loaded by ``load_tokenizer(name, backend="rust")`` (a shim replaces
-  the command's tokenizer loading; identical to (b) once the command line asks for that backend itself);
+- (b') the same command with its tokenizers loaded by ``load_tokenizer(name, backend="rust")`` one after the
+  other, and (b'') by ``ctkd_inspect.sources.load_tokenizers`` (rust backend, both parsed in parallel threads): a
+  shim replaces the command's tokenizer loading, so these show what switching the command line to either gives;
 - (c) ``ctkd-inspect --help``;
 - (d) ``ctkd-inspect tokenizers``.
 
@@ -46,18 +47,23 @@ TARGET_ALIGN_S = 2.0
 TARGET_LIGHT_S = 0.5
 
 
-# (b') the same command with its tokenizers loaded by load_tokenizer(..., backend="rust"), for as long as the
-# command line itself asks for the transformers backend: what switching its tokenizer loading gives
+# (b') and (b'') the same command with its tokenizer loading replaced, for as long as the command line itself asks
+# for the transformers backend: by load_tokenizer(..., backend="rust") one after the other, or by
+# ctkd_inspect.sources.load_tokenizers (rust backend, the two parsed in parallel threads)
 RUST_BACKEND_SHIM = """
 import sys
 import ctkd_inspect.cli.align as align
 import ctkd_inspect.cli.common as common
-from ctkd_inspect.sources import load_tokenizer
+from ctkd_inspect.sources import load_tokenizer, load_tokenizers
 
-def load_tokenizers(names, cache_dir):
+def one_after_the_other(names, cache_dir):
     return [load_tokenizer(name, cache_dir=cache_dir, backend="rust") for name in names]
 
-common.load_tokenizers = align.load_tokenizers = load_tokenizers
+def in_parallel(names, cache_dir):
+    return load_tokenizers(names, cache_dir=cache_dir)
+
+chosen = in_parallel if sys.argv.pop(1) == "parallel" else one_after_the_other
+common.load_tokenizers = align.load_tokenizers = chosen
 from ctkd_inspect.cli import main
 sys.argv[0] = "ctkd-inspect"
 main()
@@ -139,7 +145,8 @@ def main() -> None:
     commands = {
         "rust_floor": [sys.executable, "-c", floor_code],
         "align_hi": [*cli, "llama3", "gemma2", "hi"],
-        "align_hi_rust_backend": [sys.executable, "-c", RUST_BACKEND_SHIM, "llama3", "gemma2", "hi"],
+        "align_hi_rust_backend": [sys.executable, "-c", RUST_BACKEND_SHIM, "sequential", "llama3", "gemma2", "hi"],
+        "align_hi_rust_parallel": [sys.executable, "-c", RUST_BACKEND_SHIM, "parallel", "llama3", "gemma2", "hi"],
         "help": [*cli, "--help"],
         "tokenizers": [*cli, "tokenizers"],
     }
@@ -159,6 +166,7 @@ def main() -> None:
                          "seconds": seconds, "peak_rss_mb": statistics.median(v[1] for v in values) / 1e6}
     ratio = results["align_hi"]["median_s"] / results["rust_floor"]["median_s"]
     ratio_rust = results["align_hi_rust_backend"]["median_s"] / results["rust_floor"]["median_s"]
+    ratio_parallel = results["align_hi_rust_parallel"]["median_s"] / results["rust_floor"]["median_s"]
     # after the timed runs: these grow this process (machine_info imports torch)
     verification = verification_costs(files, repeats=max(args.rounds, 5))
     imports = import_times(commands["align_hi"])
@@ -177,12 +185,14 @@ def main() -> None:
           f"{load_after[0]:.2f}):")
     labels = {"rust_floor": "(a) Rust floor: Tokenizer.from_file × 2", "align_hi": "(b) ctkd-inspect llama3 gemma2 hi",
               "align_hi_rust_backend": "(b') the same, tokenizers by backend='rust'",
+              "align_hi_rust_parallel": "(b'') the same, load_tokenizers (parallel)",
               "help": "(c) ctkd-inspect --help", "tokenizers": "(d) ctkd-inspect tokenizers"}
     for name, label in labels.items():
         row = results[name]
         print(f"  {label:<44} {row['median_s']:6.2f} s  (min {row['min_s']:.2f}, max {row['max_s']:.2f})  "
               f"peak RSS {row['peak_rss_mb']:6.0f} MB")
-    print(f"  ratio (b)/(a) = {ratio:.2f}, (b')/(a) = {ratio_rust:.2f} (target ≤ {TARGET_RATIO})")
+    print(f"  ratio (b)/(a) = {ratio:.2f}, (b')/(a) = {ratio_rust:.2f}, (b'')/(a) = {ratio_parallel:.2f} "
+          f"(target ≤ {TARGET_RATIO})")
     for name, target in targets.items():
         print(f"  {name:<22} {'met' if target['met'] else 'NOT met'} ({target['value']:.2f} vs {target['target']})")
     print(f"  verification of both cached tokenizer.json files ({verification['bytes'] / 1e6:.1f} MB): "
@@ -205,12 +215,15 @@ def main() -> None:
                           "llama3/tokenizer.json); Tokenizer.from_file(<cache>/tokenizers/gemma2/tokenizer.json)",
             "align_hi": "ctkd-inspect llama3 gemma2 hi",
             "align_hi_rust_backend": "ctkd-inspect llama3 gemma2 hi with the command's load_tokenizers replaced by "
-                                     "load_tokenizer(name, backend='rust') (see RUST_BACKEND_SHIM)",
+                                     "load_tokenizer(name, backend='rust') per name (see RUST_BACKEND_SHIM)",
+            "align_hi_rust_parallel": "ctkd-inspect llama3 gemma2 hi with the command's load_tokenizers replaced by "
+                                      "ctkd_inspect.sources.load_tokenizers (see RUST_BACKEND_SHIM)",
             "help": "ctkd-inspect --help",
             "tokenizers": "ctkd-inspect tokenizers"},
         "results": results,
         "ratio_align_to_rust_floor": ratio,
         "ratio_align_rust_backend_to_rust_floor": ratio_rust,
+        "ratio_align_rust_parallel_to_rust_floor": ratio_parallel,
         "targets": targets,
         "verification": verification,
         "imports_over_20ms": imports,

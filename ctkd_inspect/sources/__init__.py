@@ -65,7 +65,7 @@ from .registry import ALIASES, SYNONYMS, Alias, aliases_for_hub_id, find_alias
 from .rust import RustTokenizer
 
 __all__ = ["ALIASES", "BACKENDS", "Alias", "RustTokenizer", "TokenizerSource", "find_alias", "load_tokenizer",
-           "resolve_tokenizer"]
+           "load_tokenizers", "resolve_tokenizer"]
 
 #: Bump when a recipe changes what it builds, so converted tokenizers in users' caches are rebuilt.
 #: 2: tokenizer.json written compactly; the manifest records the SHA-256 of the source file.
@@ -520,7 +520,7 @@ def _suggest(name: str, root: Path | None = None) -> list[str]:
 
 
 def _check_backend(backend: str) -> None:
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}")
 
 
@@ -547,10 +547,11 @@ def resolve_tokenizer(name: str, *, cache_dir: str | Path | None = None, fetch: 
         TokenizerLoadError: a source exists but cannot be loaded (corrupt or truncated file, a FIFO or a device
             instead of a file, ...).
         TokenizerCapabilityError: the tokenizer cannot report character offsets.
-        InputError: an unknown ``backend``.
+        InputError: an unknown ``backend``, or ``name`` / ``cache_dir`` of the wrong type (named in the message).
     """
     _check_backend(backend)
-    if not isinstance(name, str) or not name.strip():
+    _check_name_arguments(name, cache_dir)
+    if not name.strip():
         raise TokenizerNotFound("an empty tokenizer name was given; name an alias (see `ctkd-inspect tokenizers`), "
                                 "a path or a hub id")
     root = Path(cache_dir).expanduser() if cache_dir else None
@@ -579,6 +580,14 @@ def resolve_tokenizer(name: str, *, cache_dir: str | Path | None = None, fetch: 
         "`ctkd-inspect tokenizers` lists the aliases.", suggestions=suggestions)
 
 
+def _check_name_arguments(name, cache_dir) -> None:
+    """Wrong argument types fail here, naming the argument, not deep inside path handling or the memo."""
+    from ..arguments import check_path, check_str
+
+    check_str(name, "name", "a tokenizer name (an alias, a path or a hub id) as a str")
+    check_path(cache_dir, "cache_dir", optional=True)
+
+
 @lru_cache(maxsize=32)
 def _cached_resolve(name: str, cache_dir: str | None, fetch: bool, backend: str):
     return resolve_tokenizer(name, cache_dir=cache_dir, fetch=fetch, backend=backend)
@@ -600,9 +609,47 @@ def load_tokenizer(name: str, *, cache_dir: str | Path | None = None, fetch: boo
         as :func:`resolve_tokenizer`.
     """
     _check_backend(backend)
+    _check_name_arguments(name, cache_dir)
     if progress is not None:
         tok, source = resolve_tokenizer(name, cache_dir=cache_dir, fetch=fetch, progress=progress, backend=backend)
     else:
         tok, source = _cached_resolve(name, str(cache_dir) if cache_dir else None, fetch, backend)
     tok.ctkd_source = source
     return tok
+
+
+def _is_warm(name: str, root: Path | None) -> bool:
+    """Whether ``name`` is an alias whose converted entry is in the cache (loading it parses, nothing more)."""
+    alias = find_alias(name)
+    return (alias is not None and not Path(name).expanduser().exists()
+            and _entry_state(_cache_entry(alias.name, root))[0] == "present")
+
+
+def load_tokenizers(names, *, cache_dir: str | Path | None = None, fetch: bool = True,
+                    backend: str = "rust") -> list:
+    """Several tokenizers by name, in the order given (see :func:`load_tokenizer`); ``rust`` backend by default.
+
+    When every name is an alias already converted in the cache, the tokenizers are parsed in parallel threads:
+    the Rust parser releases the GIL, so on two cores the two tokenizers of a pair load in about the time of the
+    larger one. Anything else (a first conversion, a download, a path, a hub id) loads one name after the other.
+    Progress stages and warnings reach the caller's reporter and warning display from every thread.
+
+    Raises:
+        as :func:`resolve_tokenizer`, for the first name (in order) that fails.
+    """
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    _check_backend(backend)
+    names = list(names)
+    unique = list(dict.fromkeys(names))
+    root = Path(cache_dir).expanduser() if cache_dir else None
+    kwargs = {"cache_dir": cache_dir, "fetch": fetch, "backend": backend}
+    if len(unique) > 1 and backend == "rust" and all(_is_warm(name, root) for name in unique):
+        with ThreadPoolExecutor(max_workers=min(len(unique), os.cpu_count() or 1)) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, load_tokenizer, name, **kwargs)
+                       for name in unique]
+            loaded = dict(zip(unique, (future.result() for future in futures)))
+    else:
+        loaded = {name: load_tokenizer(name, **kwargs) for name in unique}
+    return [loaded[name] for name in names]

@@ -141,3 +141,59 @@ def test_paths_give_a_wrapped_transformers_tokenizer(tmp_path):
     text = "Hello  wörld 🦙\n\tdef f(x): return 12345"
     assert light.encode(text) == heavy.encode(text)
     assert light.ctkd_source.kind == "path"
+
+
+def test_load_tokenizers_keeps_the_order_and_shares_duplicates():
+    from ctkd_inspect.sources import load_tokenizers
+
+    first, second, again = load_tokenizers(["llama3", "gemma2", "llama3"])
+    assert first is again and isinstance(second, RustTokenizer)
+    assert first.ctkd_source.alias == "llama3" and second.ctkd_source.alias == "gemma2"
+    text = "The café costs 3.50€ 🦙"
+    assert first.encode(text) == load_tokenizer("llama3").encode(text)
+    assert second.encode(text) == load_tokenizer("gemma2").encode(text)
+
+
+def test_load_tokenizers_in_parallel_threads_still_verifies_and_warns(private_cache):
+    """Two warm entries load in threads; a damaged one is reported (the warning reaches the caller) and rebuilt."""
+    import ctkd_inspect.sources as sources
+    from ctkd_inspect.sources import load_tokenizers, resolve_tokenizer
+    from ctkd_inspect.sources.cache import CacheWarning
+
+    root = private_cache("draive")
+    expected = {name: resolve_tokenizer(name, cache_dir=root, backend="rust")[0].encode("Hello  wörld 🦙")
+                for name in ("mistral", "mistral-v1")}
+    path = root / "tokenizers" / "mistral-v1" / "tokenizer.json"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert sources._is_warm("mistral", root) and sources._is_warm("mistral-v1", root)  # the threaded path
+    sources._cached_resolve.cache_clear()
+    with pytest.warns(CacheWarning, match="'mistral-v1'.*is damaged"):
+        loaded = load_tokenizers(["mistral", "mistral-v1"], cache_dir=root)
+    assert [tok.encode("Hello  wörld 🦙") for tok in loaded] == [expected["mistral"], expected["mistral-v1"]]
+
+
+def test_load_tokenizers_converts_one_after_the_other_with_stages(private_cache):
+    from ctkd_inspect.progress import reporting
+    from ctkd_inspect.sources import load_tokenizers
+
+    class Names:
+        def __init__(self):
+            self.started = []
+
+        def start(self, stage):
+            self.started.append(stage.name)
+
+        def update(self, stage):
+            pass
+
+        def finish(self, stage):
+            pass
+
+    root = private_cache("draive")
+    recorder = Names()
+    with reporting(recorder):
+        loaded = load_tokenizers(["mistral", "mistral-v1"], cache_dir=root)
+    assert recorder.started == ["converting the mistral tokenizer", "converting the mistral-v1 tokenizer"]
+    assert [t.ctkd_source.alias for t in loaded] == ["mistral", "mistral-v1"]
