@@ -23,6 +23,7 @@ _EXPORTS = {
     "load_tokenizer": "ctkd_inspect.sources",
     "resolve_tokenizer": "ctkd_inspect.sources",
     "RustTokenizer": "ctkd_inspect.sources",
+    "load_tokenizers": "ctkd_inspect.sources",
     "Alignment": "ctkd_inspect.alignment",
     "Group": "ctkd_inspect.alignment",
     "GroupTable": "ctkd_inspect.alignment",
