@@ -65,7 +65,7 @@ body { margin: 0; background: #fbfbfd; color: #1d1d1f; }
 .corpus-report details.example:target { box-shadow: 0 0 0 2px #2e6da4; }
 .corpus-report .context { font-family: ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace;
         white-space: pre-wrap; overflow-wrap: anywhere; background: #f3f3f7; padding: 4px 8px; border-radius: 4px; }
-.corpus-report .context mark { background: #ffd166; }
+.corpus-report .context mark { background: #ffd166; display: inline-block; min-width: 0.6em; padding: 0 1px; }
 .corpus-report a.example-link { text-decoration: none; border-bottom: 1px dotted #2e6da4; color: #1f4e79; }
 .corpus-report td.kind { font-weight: bold; white-space: nowrap; }
 .corpus-report td.desc { color: #555; max-width: 330px; }
