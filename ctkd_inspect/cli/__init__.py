@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("ctkd_inspect.cli.check:check_command", "Preflight checks: what will break when distilling the pair."),
     "corpus": ("ctkd_inspect.cli.corpus:corpus_command",
                "Align a whole data set (resumable, local processes or Ray) into Parquet, with a summary and report."),
+    "tui": ("ctkd_inspect.cli.tui:tui_command",
+            "Explore a pair in a terminal UI: alignments as you type, engines, diffs, metrics, failures, vocabulary."),
     "export": ("ctkd_inspect.cli.export:export_command",
                "Write TRL GOLD groups, tokenkit alignment matrices or DSKD id maps for peer trainers."),
 }

@@ -1,0 +1,1 @@
+"""The app's screens: one per view (Alignment, Engines, Diff, Metrics, Failures, Vocabulary) plus modal dialogs."""

@@ -1,0 +1,2 @@
+"""Widgets of the app: token ribbons, the virtualised table, the engine option form, the navigation and status
+lines."""
