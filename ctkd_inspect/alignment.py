@@ -267,11 +267,31 @@ class Alignment:
         """Rebuild an alignment from :meth:`to_dict` output (any 1.x schema).
 
         Raises:
-            ValueError: the schema's major version is not 1, or required keys are missing.
+            InputError (a ``ValueError``): ``data`` is not a dict, the schema's major version is not 1, or required
+                keys are missing or malformed.
         """
+        from .errors import InputError, InputTypeError
+
+        if not isinstance(data, dict):
+            raise InputTypeError(f"data must be a dict from Alignment.to_dict() (or --json), got "
+                                 f"{type(data).__name__}")
+        if "schema_version" not in data:
+            raise InputError("data has no schema_version: it is not a dict from Alignment.to_dict() (or --json)")
         version = str(data.get("schema_version", ""))
         if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            raise ValueError(f"unsupported schema_version {version!r} (this version reads {SCHEMA_VERSION})")
+            raise InputError(f"unsupported schema_version {version!r} (this version reads {SCHEMA_VERSION})")
+        try:
+            return cls._from_dict(data, version)
+        except InputError:
+            raise
+        except KeyError as exc:
+            raise InputError(f"data is not an alignment document: the key {exc} is missing") from None
+        except (TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise InputError(f"data is not a well-formed alignment document ({type(exc).__name__}: "
+                             f"{str(exc)[:200]})") from None
+
+    @classmethod
+    def _from_dict(cls, data: dict, version: str) -> Alignment:
         text = data["text"]
         known = {"schema_version", "engine", "options", "text", "teacher", "student", "groups", "unmatched",
                  "metrics"}
@@ -292,8 +312,22 @@ class Alignment:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> Alignment:
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str | bytes) -> Alignment:
+        """Rebuild an alignment from :meth:`to_json` output (the ``--json`` document).
+
+        Raises:
+            InputError (a ``ValueError``): ``text`` is not a string, not JSON, or not an alignment document.
+        """
+        from .errors import InputError, InputTypeError
+
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise InputTypeError(f"text must be the JSON document (a str) from to_json() or --json, got "
+                                 f"{type(text).__name__}")
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"text is not JSON ({exc})") from None
+        return cls.from_dict(data)
 
     def to_networkx(self):
         """The bipartite graph of this alignment as a ``networkx.Graph``.

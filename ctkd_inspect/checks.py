@@ -169,6 +169,12 @@ def _resolve(side, role: str) -> _Side:
     if isinstance(side, str):
         tokenizer = load_tokenizer(side)
         name = side
+    elif getattr(side, "backend_tokenizer", None) is None and not hasattr(side, "encode"):
+        from .arguments import type_name
+        from .errors import InputTypeError
+
+        raise InputTypeError(f"{role} must be a tokenizer name (an alias, a path or a hub id) or a loaded fast "
+                             f"tokenizer, got {type_name(side)}")
     else:
         tokenizer = side
         source = getattr(side, "ctkd_source", None)
@@ -854,10 +860,18 @@ def check_pair(teacher, student, texts: Iterable[str] | None = None, *, limit: i
 
     Raises:
         TokenizerNotFound / TokenizerLoadError: a name cannot be resolved or loaded.
-        InputError: ``texts`` is given but holds no non-empty text, or ``limit`` is not positive.
+        InputError: ``texts`` is given but holds no non-empty text or is not an iterable of strings, ``limit`` is
+            not a positive integer, or ``teacher`` / ``student`` is neither a name nor a fast tokenizer.
     """
-    if limit is not None and limit < 1:
-        raise InputError(f"limit must be at least 1, got {limit}")
+    if limit is not None:
+        from .arguments import check_positive_number
+
+        check_positive_number(limit, "limit", integer=True)
+    if texts is not None and (isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__")):
+        from .arguments import type_name
+        from .errors import InputTypeError
+
+        raise InputTypeError(f"texts must be a list (or any iterable) of strings, got {type_name(texts)}")
     t_side, s_side = _resolve(teacher, "teacher"), _resolve(student, "student")
     probe_texts = list(probes if probes is not None else PROBE_TEXTS)
     data_texts = None

@@ -273,6 +273,12 @@ def _list_array(pa, arrays: Sequence, value_type, dtype=None, valid: Sequence[bo
 
 
 def _rows(alignments) -> list[Alignment]:
+    if not isinstance(alignments, Alignment) and (isinstance(alignments, (str, bytes, dict))
+                                                  or not hasattr(alignments, "__iter__")):
+        from .errors import InputTypeError
+
+        raise InputTypeError(f"alignments must be an Alignment or an iterable of them, got "
+                             f"{type(alignments).__name__}")
     rows = [alignments] if isinstance(alignments, Alignment) else list(alignments)
     for position, row in enumerate(rows):
         if not isinstance(row, Alignment):
@@ -665,6 +671,9 @@ def read_table(path: str | os.PathLike) -> pa.Table:
         InputError: the file is missing, not Parquet, or not an alignment table this version reads.
         MissingExtraError: pyarrow is not installed.
     """
+    from .arguments import check_path
+
+    check_path(path, "path")
     _pyarrow()
     import pyarrow.parquet as pq
 

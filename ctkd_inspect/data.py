@@ -155,6 +155,28 @@ def _render(value) -> str:
     raise ValueError(f"the value is a {type(value).__name__}, not text or a messages list")
 
 
+def _check_reader_arguments(path, field, format, split_paragraphs, strict, limit, prompt_field, response_field,
+                            separator, split, max_text_bytes) -> None:
+    """Wrong argument types (Python callers only: the CLI passes strings) fail naming the keyword."""
+    import numbers
+
+    from .arguments import check_bool, check_path, check_str, type_name
+    from .errors import InputTypeError
+
+    check_path(path, "path")
+    for name, value in (("field", field), ("format", format), ("prompt_field", prompt_field),
+                        ("response_field", response_field), ("split", split)):
+        if value is not None:
+            check_str(value, name)
+    check_str(separator, "separator")
+    check_bool(split_paragraphs, "split_paragraphs")
+    check_bool(strict, "strict")
+    for name, value in (("limit", limit), ("max_text_bytes", max_text_bytes)):
+        # the value itself (at least 1) is checked by the reader with its own message
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise InputTypeError(f"{name} must be an integer, got {type_name(value)}")
+
+
 class TextReader:
     """An iterator over the texts of a file or folder; see :func:`read_texts` and the module docstring.
 
@@ -171,6 +193,8 @@ class TextReader:
                  prompt_field: str | None = None, response_field: str | None = None, separator: str = "\n",
                  split: str | None = None, option: str = "--data", field_option: str = "--field",
                  max_text_bytes: int | None = None):
+        _check_reader_arguments(path, field, format, split_paragraphs, strict, limit, prompt_field, response_field,
+                                separator, split, max_text_bytes)
         self.path = Path(path).expanduser()
         self.max_text_bytes = max_text_bytes
         self.field = field

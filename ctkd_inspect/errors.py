@@ -33,6 +33,11 @@ class InputError(CtkdError, ValueError):
     exit_code = ExitCode.USAGE
 
 
+class InputTypeError(InputError, TypeError):
+    """An argument of a public function has the wrong type (the message names the argument). Both an
+    :class:`InputError` and a ``TypeError``, so code written against either keeps working."""
+
+
 class TokenizerNotFound(CtkdError, LookupError):
     """A tokenizer name is neither a path, a cached entry, an alias nor a reachable hub id."""
 

@@ -280,7 +280,13 @@ def classify_groups(alignment: Alignment, *, unknown_ids: Iterable[int] = ()) ->
 
     Returns:
         One :class:`GroupFailure` per non-exact group, in group order (empty when every group is exact).
+
+    Raises:
+        InputError: ``alignment`` is not an Alignment, or ``unknown_ids`` is not an iterable of integers.
     """
+    from .arguments import check_alignment
+
+    check_alignment(alignment)
     table = alignment.table
     if len(table) == 0:
         return []
@@ -289,7 +295,13 @@ def classify_groups(alignment: Alignment, *, unknown_ids: Iterable[int] = ()) ->
     if not failing:
         return []
     text = alignment.text
-    unknown = frozenset(int(i) for i in unknown_ids)
+    try:
+        unknown = frozenset(int(i) for i in unknown_ids)
+    except (TypeError, ValueError):
+        from .errors import InputTypeError
+
+        raise InputTypeError(f"unknown_ids must be an iterable of token ids (integers), got {unknown_ids!r}"[:200]) \
+            from None
     teacher, student = _Side(alignment.teacher, unknown), _Side(alignment.student, unknown)
     names = {"teacher": alignment.teacher.name, "student": alignment.student.name}
     spans = alignment.group_spans().tolist()

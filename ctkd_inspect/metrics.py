@@ -36,7 +36,14 @@ def covered_characters(spans: np.ndarray, length: int) -> int:
 
 
 def compute_metrics(alignment: Alignment) -> dict:
-    """The metric dict described in this module's docstring."""
+    """The metric dict described in this module's docstring.
+
+    Raises:
+        InputError: ``alignment`` is not an :class:`~ctkd_inspect.alignment.Alignment`.
+    """
+    from .arguments import check_alignment
+
+    check_alignment(alignment)
     table = alignment.table
     t_sizes, s_sizes = table.teacher_sizes, table.student_sizes
     exact = alignment.exact_mask()

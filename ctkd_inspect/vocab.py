@@ -86,7 +86,15 @@ def canonical_bytes(token: str, scheme: str, continuation_prefix: str = "##") ->
 
 
 def vocabulary(tokenizer, name: str | None = None) -> Vocabulary:
-    """The :class:`Vocabulary` of a transformers fast tokenizer (all ids up to the largest one)."""
+    """The :class:`Vocabulary` of a transformers fast tokenizer (all ids up to the largest one).
+
+    Raises:
+        InputError: ``name`` is not a string; TokenizerCapabilityError: ``tokenizer`` is not a fast tokenizer.
+    """
+    if name is not None:
+        from .arguments import check_str
+
+        check_str(name, "name", "the tokenizer's name (a str)")
     profile = tokenizer_profile(tokenizer)
     vocab = tokenizer.get_vocab()
     size = max(vocab.values()) + 1 if vocab else 0
@@ -253,9 +261,10 @@ class VocabMapping:
         ``target_id`` (``-1`` unmapped), ``distance``, and ``source_token`` / ``target_token`` when the
         vocabularies are given; the kind, mode and names travel in the schema metadata.
         """
+        from .arguments import check_path
         from .outputs import atomic_path
 
-        path = Path(path)
+        path = Path(check_path(path, "path"))
         suffix = path.suffix.lower()  # MAP.JSON passes the CLI's (case-insensitive) check: accept it here too
         if suffix not in (".json", ".npz", ".parquet"):
             raise InputError(f"unsupported mapping file type {path.suffix!r}: use .json, .npz or .parquet")
@@ -349,7 +358,20 @@ class VocabMapping:
                        meta.get("info", {}))
 
 
+def _check_vocabularies(teacher, student, mode) -> None:
+    """Wrong argument types fail naming the argument, not inside the mapping."""
+    from .arguments import check_str, type_name
+    from .errors import InputTypeError
+
+    for name, value in (("teacher", teacher), ("student", student)):
+        if not isinstance(value, Vocabulary):
+            raise InputTypeError(f"{name} must be a Vocabulary (ctkd_inspect.vocab.vocabulary(tokenizer)), got "
+                                 f"{type_name(value)}")
+    check_str(mode, "mode", "'canonical' or 'reference'")
+
+
 def _mapping_strings(teacher: Vocabulary, student: Vocabulary, mode: str) -> tuple[list[str], list[str]]:
+    _check_vocabularies(teacher, student, mode)
     if mode == "canonical":
         return teacher.canonical, student.canonical
     if mode == "reference":
@@ -415,6 +437,7 @@ def mined_mapping(teacher: Vocabulary, student: Vocabulary, mode: str = "canonic
     from .sources.cache import cache_root
 
     root = Path(cache_dir).expanduser() if cache_dir else cache_root()
+    _check_vocabularies(teacher, student, mode)
     key = f"mined-v2-{mode}-{teacher.digest}-{student.digest}"  # v2: byte-fallback pieces lose ties
     cached = root / "vocab" / f"{key}.npz"
     if cached.exists():

@@ -9,10 +9,10 @@ Definitions (the tests check them against the project's oracle values and a brut
   (``r − γ·log Σ exp(−(a − r)/γ)``, ``r = min a``, i.e. a max-shifted log-sum-exp), so it never overflows, an
   infinite argument contributes exactly 0 and no ``inf − inf`` is ever formed: finite costs give finite values
   and gradients for every ``γ > 0``.
-- **γ.** ``γ`` must be a finite number > 0; ``γ ≤ 0`` raises ``ValueError`` (there is no ``γ = 0`` special case,
-  unlike tslearn). As ``γ → 0`` the value tends to hard DTW with the same cost (from below, by at most
-  ``γ·log(#paths)``) and ``E`` to the indicator of the optimal path; small values such as ``1e-4`` work in float64
-  and float32 without overflow (the tests check it).
+- **γ.** ``γ`` must be a finite number > 0; ``γ ≤ 0`` raises ``InputError``, a ``ValueError`` (there is no
+  ``γ = 0`` special case, unlike tslearn). As ``γ → 0`` the value tends to hard DTW with the same cost (from
+  below, by at most ``γ·log(#paths)``) and ``E`` to the indicator of the optimal path; small values such as
+  ``1e-4`` work in float64 and float32 without overflow (the tests check it).
 - **Gradient.** ``∂R[n,m]/∂C = E``, the expected alignment matrix, computed by the E-matrix recursion of the paper
   (Algorithm 2), not by differentiating through the DP; ``E`` is returned on request. Its entries lie in [0, 1],
   its rows sum to ≥ 1 and its total (the expected path length) lies between ``max(n, m)`` and ``n + m − 1``.
@@ -52,6 +52,8 @@ import os
 
 import torch
 
+from ..errors import InputError, InputTypeError
+
 BACKENDS = ("auto", "numba", "torch", "triton")
 COSTS = ("sqeuclidean", "cosine")
 
@@ -79,7 +81,7 @@ def pairwise_cost(x: torch.Tensor, y: torch.Tensor, cost: str = "sqeuclidean") -
         xn = x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
         yn = y / y.norm(dim=-1, keepdim=True).clamp_min(eps)
         return (1 - torch.bmm(xn, yn.transpose(1, 2))).clamp(0, 2)
-    raise ValueError(f"unknown cost {cost!r}; use one of {', '.join(COSTS)}")
+    raise InputError(f"unknown cost {cost!r}; use one of {', '.join(COSTS)}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -188,21 +190,21 @@ def resolve_backend(backend: str, device: torch.device) -> str:
             without Triton's interpreter (``TRITON_INTERPRET=1`` set before the kernels were compiled).
     """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        raise InputError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if backend == "auto":
         if device.type == "cuda":
             return "triton" if triton_available() else "torch"
         return "numba" if device.type == "cpu" else "torch"
     if backend == "triton":
         if not triton_available():
-            raise ValueError("backend 'triton' needs the triton package, version 3.3 or later (pip install "
+            raise InputError("backend 'triton' needs the triton package, version 3.3 or later (pip install "
                              "'triton>=3.3')")
         if device.type != "cuda":
             from . import _softdtw_triton
 
             if not _softdtw_triton.interpreted():
                 state = os.environ.get("TRITON_INTERPRET", "unset")
-                raise ValueError("backend 'triton' runs on CUDA tensors, or on CPU tensors under Triton's "
+                raise InputError("backend 'triton' runs on CUDA tensors, or on CPU tensors under Triton's "
                                  "interpreter: set TRITON_INTERPRET=1 before ctkd_inspect.batch._softdtw_triton is "
                                  f"imported (TRITON_INTERPRET is {state!r} and the kernels are compiled)")
     return backend
@@ -271,9 +273,9 @@ def _check_gamma(gamma) -> float:
     try:
         gamma = float(gamma)
     except (TypeError, ValueError):
-        raise ValueError(f"gamma must be a finite number > 0 (got {gamma!r})") from None
+        raise InputError(f"gamma must be a finite number > 0 (got {gamma!r})") from None
     if not gamma > 0 or not math.isfinite(gamma):
-        raise ValueError(f"gamma must be a finite number > 0 (got {gamma}); as gamma → 0 soft-DTW tends to hard "
+        raise InputError(f"gamma must be a finite number > 0 (got {gamma}); as gamma → 0 soft-DTW tends to hard "
                          "DTW, use a small gamma such as 1e-3 for that")
     return gamma
 
@@ -281,27 +283,30 @@ def _check_gamma(gamma) -> float:
 def _lengths(value, batch: int, limit: int, name: str, device) -> torch.Tensor:
     if value is None:
         return torch.full((batch,), limit, dtype=torch.int64, device=device)
-    lengths = torch.as_tensor(value, device=device)
+    try:
+        lengths = torch.as_tensor(value, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputTypeError(f"{name} must be a sequence or tensor of integers, got {type(value).__name__}") from None
     if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integers (got {lengths.dtype})")
+        raise InputError(f"{name} must hold integers (got {lengths.dtype})")
     lengths = lengths.to(torch.int64).reshape(-1)
     if lengths.shape[0] != batch:
-        raise ValueError(f"{name} has {lengths.shape[0]} entries for a batch of {batch}")
+        raise InputError(f"{name} has {lengths.shape[0]} entries for a batch of {batch}")
     if bool((lengths < 1).any()) or bool((lengths > limit).any()):
-        raise ValueError(f"{name} must lie in [1, {limit}] (got {lengths.tolist()}); empty sequences have no "
+        raise InputError(f"{name} must lie in [1, {limit}] (got {lengths.tolist()}); empty sequences have no "
                          "soft-DTW value")
     return lengths
 
 
 def _as_batch(t: torch.Tensor, name: str, ndim: int) -> tuple[torch.Tensor, bool]:
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor, got {type(t).__name__}")
+        raise InputTypeError(f"{name} must be a torch tensor, got {type(t).__name__}")
     if t.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"{name} must be float32 or float64 (got {t.dtype})")
+        raise InputError(f"{name} must be float32 or float64 (got {t.dtype})")
     if t.dim() == ndim - 1:
         return t.unsqueeze(0), True
     if t.dim() != ndim:
-        raise ValueError(f"{name} must have {ndim - 1} or {ndim} dimensions (got shape {tuple(t.shape)})")
+        raise InputError(f"{name} must have {ndim - 1} or {ndim} dimensions (got shape {tuple(t.shape)})")
     return t, False
 
 
@@ -325,7 +330,7 @@ def _penalty(penalty, shape: torch.Size, dtype: torch.dtype, device) -> torch.Te
     if p.dim() == 2:
         p = p.unsqueeze(0)
     if p.dim() != 3 or tuple(p.shape[1:]) != tuple(shape[1:]) or p.shape[0] not in (1, shape[0]):
-        raise ValueError(f"the penalty (band) must have shape {tuple(shape[1:])} or {tuple(shape)} like the cost "
+        raise InputError(f"the penalty (band) must have shape {tuple(shape[1:])} or {tuple(shape)} like the cost "
                          f"matrix (got {tuple(p.shape)})")
     return p
 
@@ -353,16 +358,16 @@ def soft_dtw_from_cost(C: torch.Tensor, gamma: float = 1.0, lengths=None, penalt
         The values ``(B,)`` in ``C``'s dtype (a 0-d tensor for an unbatched ``C``), and ``E`` when asked.
 
     Raises:
-        ValueError: gamma ≤ 0 (or not finite); an empty dimension; lengths out of range or of the wrong size;
-            a penalty of the wrong shape; NaN or infinite costs inside the pairs' lengths; a dtype other than
-            float32/float64; an unknown or unavailable back-end.
-        TypeError: ``C`` is not a tensor.
+        InputError (a ``ValueError``): gamma ≤ 0 (or not finite); an empty dimension; lengths out of range or of
+            the wrong size; a penalty of the wrong shape; NaN or infinite costs inside the pairs' lengths; a dtype
+            other than float32/float64; an unknown or unavailable back-end.
+        InputTypeError (an ``InputError`` and a ``TypeError``): ``C`` is not a tensor.
     """
     gamma = _check_gamma(gamma)
     C, single = _as_batch(C, "C", 3)
     B, N, M = C.shape
     if B == 0 or N == 0 or M == 0:
-        raise ValueError(f"soft-DTW needs a non-empty batch of non-empty sequences (cost shape {tuple(C.shape)})")
+        raise InputError(f"soft-DTW needs a non-empty batch of non-empty sequences (cost shape {tuple(C.shape)})")
     n_lengths, m_lengths = (None, None) if lengths is None else lengths
     n = _lengths(n_lengths, B, N, "the first lengths", C.device)
     m = _lengths(m_lengths, B, M, "the second lengths", C.device)
@@ -374,7 +379,7 @@ def soft_dtw_from_cost(C: torch.Tensor, gamma: float = 1.0, lengths=None, penalt
     # one reduction (and, on a GPU, one synchronisation): a NaN would otherwise come out as NaN or +inf
     # depending on the back-end, and an infinity breaks the E recursion
     if not bool(torch.isfinite(C.detach()).all()):
-        raise ValueError("the cost (with the penalty) holds NaN or infinite values inside the pairs' lengths; "
+        raise InputError("the cost (with the penalty) holds NaN or infinite values inside the pairs' lengths; "
                          "soft-DTW needs finite costs (use a large finite penalty for a hard band)")
     values, E = _SoftDTW.apply(C, n, m, gamma, chosen, bool(return_alignment))
     if return_alignment:
@@ -386,17 +391,17 @@ def _prepare(x, y, x_lengths, y_lengths):
     x, single_x = _as_batch(x, "x", 3)
     y, single_y = _as_batch(y, "y", 3)
     if single_x != single_y:
-        raise ValueError("x and y must both be batched (B, L, D) or both unbatched (L, D)")
+        raise InputError("x and y must both be batched (B, L, D) or both unbatched (L, D)")
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y have different batch sizes ({x.shape[0]} and {y.shape[0]})")
+        raise InputError(f"x and y have different batch sizes ({x.shape[0]} and {y.shape[0]})")
     if x.shape[-1] != y.shape[-1]:
-        raise ValueError(f"x and y have different feature sizes ({x.shape[-1]} and {y.shape[-1]})")
+        raise InputError(f"x and y have different feature sizes ({x.shape[-1]} and {y.shape[-1]})")
     if x.dtype != y.dtype:
-        raise ValueError(f"x and y have different dtypes ({x.dtype} and {y.dtype})")
+        raise InputError(f"x and y have different dtypes ({x.dtype} and {y.dtype})")
     if x.device != y.device:
-        raise ValueError(f"x and y are on different devices ({x.device} and {y.device})")
+        raise InputError(f"x and y are on different devices ({x.device} and {y.device})")
     if x.shape[0] == 0 or x.shape[1] == 0 or y.shape[1] == 0:
-        raise ValueError(f"soft-DTW needs non-empty sequences (shapes {tuple(x.shape)} and {tuple(y.shape)})")
+        raise InputError(f"soft-DTW needs non-empty sequences (shapes {tuple(x.shape)} and {tuple(y.shape)})")
     n = _lengths(x_lengths, x.shape[0], x.shape[1], "x_lengths", x.device)
     m = _lengths(y_lengths, y.shape[0], y.shape[1], "y_lengths", y.device)
     # zero the padded rows so that whatever they hold (even NaN) reaches neither the costs nor the gradients
@@ -429,8 +434,8 @@ def soft_dtw(x: torch.Tensor, y: torch.Tensor, gamma: float = 1.0, cost: str = "
         when asked.
 
     Raises:
-        ValueError: see :func:`soft_dtw_from_cost`, plus mismatched feature sizes, batch sizes, dtypes or
-            devices, mixed batched/unbatched inputs and an unknown cost.
+        InputError (a ``ValueError``): see :func:`soft_dtw_from_cost`, plus mismatched feature sizes, batch sizes,
+            dtypes or devices, mixed batched/unbatched inputs and an unknown cost.
     """
     gamma = _check_gamma(gamma)
     x, y, n, m, single, ragged = _prepare(x, y, x_lengths, y_lengths)

@@ -145,7 +145,10 @@ def engine_class(name: str) -> type:
         EngineError: no engine has that name, or its class cannot be imported.
     """
     _load_entry_points()
-    target = _REGISTRY.get(name) if isinstance(name, str) else None
+    if not isinstance(name, str):
+        raise EngineError(f"engine must be the name of a registered engine (a str such as 'span'), got "
+                          f"{type(name).__name__}; available: {', '.join(_REGISTRY)}")
+    target = _REGISTRY.get(name)
     if target is None:
         raise EngineError(f"unknown engine {name!r}; available: {', '.join(_REGISTRY)}")
     if isinstance(target, str):
