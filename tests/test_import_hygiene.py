@@ -17,6 +17,8 @@ CORE_MODULES = [
     "ctkd_inspect.corpus", "ctkd_inspect.corpus.batch", "ctkd_inspect.corpus.runner", "ctkd_inspect.corpus.report",
     "ctkd_inspect.sources.rust", "ctkd_inspect.sources.files", "ctkd_inspect.sources.thirdparty",
     "ctkd_inspect.sources.verify", "ctkd_inspect.sources.cache", "ctkd_inspect.sources.assets",
+    # the DTW kernel shared by the engines and the losses; the losses' data pipeline runs without torch
+    "ctkd_inspect.batch.dtw", "ctkd_inspect.losses", "ctkd_inspect.losses.data",
 ]
 FORBIDDEN = ["torch", "textual", "ipywidgets", "click", "rich"]
 
