@@ -291,3 +291,24 @@ def test_a_damaged_model_file_is_not_loaded(private_cache):
     _flip(Path(source.location), "end")
     with pytest.raises(ModelError, match=r"damaged.*fetch --force smollm2"):
         resolve_model("smollm2", cache_dir=root, fetch=False)
+
+
+def test_a_hub_copy_in_the_cache_is_verified_too(tmp_path, monkeypatch):
+    """A hub id converted while the hub was reachable is kept in the cache; offline it loads from there, and a
+    damaged copy is reported and not used (offline there is then nothing to load)."""
+    import ctkd_inspect.sources as sources
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    root = tmp_path / "cache"
+    entry = sources._cache_entry("hub/some-org/some-model", root)
+    heavy = resolve_tokenizer("gpt2")[0]
+    assert sources._save_to_cache(heavy, entry, {"hub_id": "some-org/some-model"})
+    text = "Hello  wörld 🦙"
+    for backend in ("rust", "transformers"):
+        tok, source = resolve_tokenizer("some-org/some-model", cache_dir=root, backend=backend)
+        assert source.kind == "cache" and tok.backend_tokenizer.encode(text).ids == heavy.encode(text)
+    _flip(entry / "tokenizer.json", "middle")
+    assert [c.status for c in verify_cache(None, root) if c.kind == "tokenizer"] == ["damaged"]
+    with pytest.warns(CacheWarning, match="cached copy of 'some-org/some-model'.*is damaged"), \
+            pytest.raises(TokenizerNotFound, match="hub id"):
+        resolve_tokenizer("some-org/some-model", cache_dir=root, backend="rust")
