@@ -266,13 +266,14 @@ def metrics_html(alignment: Alignment) -> str:
     """The metrics as a two-column table, the same rows as the terminal's metrics panel (alignment rate, groups
     and shapes, text in 1:1 groups, fertility, unmatched tokens per side, then the engine's own metrics)."""
     m = alignment.metrics
-    shapes = "  ".join(f"{name} {count}" for name, count in m.get("shapes", {}).items() if count)
+    shapes = ", ".join(f"{count} × {name}" for name, count in m.get("shapes", {}).items() if count)
     fertility = m.get("fertility")
     rows = [
         ("alignment rate", f"<b>{_pct(m.get('alignment_rate'))}</b> "
                            '<i class="ctkd-dim">(student tokens in exact 1:1 groups)</i>'),
-        ("groups", f"{_e(m.get('groups', len(alignment.table)))}   {_e(shapes)}"),
-        ("text in 1:1", f"{_pct(m.get('text_coverage_1to1'))}   exact {_pct(m.get('text_coverage_exact'))}"),
+        ("groups", f"{_e(m.get('groups', len(alignment.table)))}" + (f" <i class='ctkd-dim'>({_e(shapes)})</i>"
+                                                                     if shapes else "")),
+        ("text in 1:1", f"{_pct(m.get('text_coverage_1to1'))} · in exact 1:1 {_pct(m.get('text_coverage_exact'))}"),
         ("fertility", f"{fertility:.3f} student tokens per teacher token" if fertility else "n/a"),
     ]
     for side in ("teacher", "student"):

@@ -80,22 +80,30 @@ def _wrapped(fragment: str, kind: str = "view") -> str:
 # background work with progress
 
 
+#: Held while any widget's job runs: the jobs of all widgets in a kernel run one at a time. Two first imports of
+#: transformers' tokenizer classes in two threads at once can see a half-initialised module (an ImportError), and
+#: two model loads at once would need twice the memory; a widget whose job waits says so in its progress line.
+_ONE_JOB_AT_A_TIME = threading.RLock()
+
+
 class _Worker:
-    """Runs a widget's jobs in one background thread, in submission order, one at a time (a model load never runs
-    twice at once). With ``latest_only`` (the explorer), jobs are debounced: a job waits until its delay has passed
-    and is skipped when a newer one was submitted meanwhile, so typing re-aligns once the typing pauses. Each job
-    runs in a copy of the submitting context (so a progress reporter installed there follows it).
+    """Runs a widget's jobs in one background thread, in submission order, one at a time (and one at a time across
+    all widgets: :data:`_ONE_JOB_AT_A_TIME`). With ``latest_only`` (the explorer), jobs are debounced: a job waits
+    until its delay has passed and is skipped when a newer one was submitted meanwhile, so typing re-aligns once
+    the typing pauses. Each job runs in a copy of the submitting context (so a progress reporter installed there
+    follows it). ``on_wait`` is called when a job must wait for another widget's job.
     """
 
     _IDLE_EXIT = 30.0  # seconds an idle thread waits for work before it ends (a later submit starts another)
 
-    def __init__(self, delay: float, latest_only: bool = True):
+    def __init__(self, delay: float, latest_only: bool = True, on_wait: Callable[[], None] | None = None):
         self.delay = delay
         self.latest_only = latest_only
+        self.on_wait = on_wait
         self._generation = 0
         self._pending = 0
         self._state = threading.Condition()
-        self._turn = threading.Lock()  # held while a job runs (refresh() takes it too)
+        self._turn = _ONE_JOB_AT_A_TIME  # held while a job runs (refresh() takes it too)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -130,8 +138,14 @@ class _Worker:
                     if pause > 0:
                         time.sleep(pause)
                 if self._current(generation):
-                    with self._turn:
+                    if not self._turn.acquire(blocking=False):
+                        if self.on_wait is not None:
+                            self.on_wait()
+                        self._turn.acquire()
+                    try:
                         context.run(job, lambda generation=generation: self._current(generation))
+                    finally:
+                        self._turn.release()
             except Exception:  # jobs report their own errors; nothing may kill the thread
                 pass
             finally:
@@ -207,6 +221,9 @@ class _ProgressLine:
 
     def done(self, text: str) -> None:
         self.label.value = f'<i style="opacity:0.75">{_html.escape(text)}</i>'
+
+    def waiting(self) -> None:
+        self.label.value = '<b style="color:#2e6da4">⏳</b> <i>waiting for another widget\'s work to finish…</i>'
 
     def _tick(self) -> None:
         while not self._stop.wait(self._INTERVAL):
@@ -405,6 +422,7 @@ class AlignmentExplorer(widgets.VBox):
         self.text = widgets.Textarea(value=text, placeholder="a text to align", continuous_update=True,
                                      layout=widgets.Layout(width="auto", height="70px"))
         self.status = _ProgressLine()
+        self._worker.on_wait = self.status.waiting
         self.error = widgets.HTML()
         self.view = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.metrics = widgets.HTML()
@@ -815,8 +833,8 @@ class CorpusReportWidget(widgets.VBox):
         self._source, self._parquet = source, parquet
         self._corpus: _Corpus | None = None
         self._limits = {"max_examples": max_examples, "max_worst": max_worst}
-        self._worker = _Worker(0.0, latest_only=False)
         self.status = _ProgressLine()
+        self._worker = _Worker(0.0, latest_only=False, on_wait=self.status.waiting)
         self.error = widgets.HTML()
         self.summary_view = widgets.HTML()
         self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
@@ -972,6 +990,7 @@ class VocabMappingBrowser(widgets.VBox):
                                   description="token", continuous_update=False, layout=widgets.Layout(width="320px"))
         self.lookup_button = widgets.Button(description="Look up", button_style="primary")
         self.status = _ProgressLine()
+        self._worker.on_wait = self.status.waiting
         self.error = widgets.HTML()
         self.result_view = widgets.HTML()
         self.coverage = widgets.HTML()

@@ -224,10 +224,16 @@ def test_long_work_reports_progress_while_it_runs(monkeypatch):
         # 1 of 4 steps, while the work waits (the line is redrawn a few times a second)
         assert eventually(lambda: "gated step 25%" in widget.status.label.value), widget.status.label.value
         assert widget.status.bar.layout.display != "none" and widget.status.bar.value == pytest.approx(0.25)
+        # another widget's work waits its turn (widgets' jobs run one at a time in a kernel), and says so
+        other = AlignmentExplorer("gpt2", "bert", "meanwhile", delay=0.0)
+        assert eventually(lambda: "waiting for another widget" in other.status.label.value)
+        assert other.result is None
     finally:
         gate.set()
     settled(widget)
+    settled(other)
     assert widget.result.engine == "gated" and widget.status.bar.layout.display == "none"
+    assert other.result.text == "meanwhile" and other.error_message == ""
     widget.option_controls["steps"].value = 9
     settled(widget)
     assert "steps must be in [1, 5] (got 9)" in widget.error_message
