@@ -113,12 +113,15 @@ def _meminfo_available() -> int | None:
     return None
 
 
-def _cgroup_available() -> int | None:
-    """Limit minus usage of this process's memory cgroup (v2, else v1); ``None`` when unlimited or unknown."""
-    root = Path("/sys/fs/cgroup")
+def _cgroup_available(root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
+                      ) -> int | None:
+    """Limit minus usage of this process's memory cgroup (v2, else v1); ``None`` when unlimited or unknown.
+
+    ``root`` is where the cgroup file system is mounted and ``membership`` the process's cgroup list (parameters
+    for tests)."""
     folders = []
     try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
+        for line in membership.read_text().splitlines():
             parts = line.split(":", 2)
             if len(parts) == 3 and parts[0] == "0":
                 folders.append((root / parts[2].lstrip("/"), "memory.max", "memory.current"))

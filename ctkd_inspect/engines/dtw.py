@@ -445,9 +445,10 @@ def dtw_chunk_memory(n: int, m: int, cost_bytes: int, distinct_teacher: int, dis
     return n * m * cost_bytes + distinct + dtw_memory([n], [m])
 
 
-#: Bytes per token of the result (the path, the groups, the token lists and the metrics' Python objects), measured
-#: on Llama 3 × Gemma 2 texts of 20k-100k characters with room to spare.
-RESULT_BYTES_PER_TOKEN = 4096
+#: Bytes per token of the result besides the DTW matrices: the path, the groups, the token lists and the metrics'
+#: Python objects take about 500 bytes a token at the engine's peak, and 1.3 KB once the CLI turns the result into
+#: its JSON document (tracemalloc, Llama 3 × Gemma 2, 20k and 100k characters); rounded up.
+RESULT_BYTES_PER_TOKEN = 2048
 
 
 def result_memory(n: int, m: int) -> int:

@@ -106,7 +106,7 @@ def plan_chunks(splits: np.ndarray, n: int, m: int, size: int) -> list[tuple[int
     cut at ``splits`` greedily (see the module docstring); every piece has at least one token on each side.
 
     >>> plan_chunks(np.array([[2, 2], [4, 5], [6, 7]]), 8, 9, 4)
-    [(0, 4, 0, 5), (4, 8, 5, 9)]
+    [(0, 2, 0, 2), (2, 4, 2, 5), (4, 8, 5, 9)]
     """
     chunks: list[tuple[int, int, int, int]] = []
     p = q = 0
