@@ -330,3 +330,21 @@ def test_vocab_browser_lookups_and_coverage():
     browser.query.value = "␣the"
     settled(browser)
     assert "no pair is loaded" in browser.error_message
+
+
+def test_widgets_stay_out_of_the_core_and_name_their_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys, ctkd_inspect\n"
+            "ctkd_inspect.align('gpt2', 'bert', 'x')._repr_html_()\n"
+            "print(','.join(m for m in ('ctkd_inspect.widgets', 'ipywidgets', 'matplotlib') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""  # displaying an alignment as HTML imports no widget toolkit
+    code = ("import sys\nsys.modules['ipywidgets'] = None\n"
+            "from ctkd_inspect.errors import MissingExtraError\n"
+            "try:\n    import ctkd_inspect.widgets\nexcept MissingExtraError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "ipywidgets" in out.stdout and 'pip install -e ".[notebook]"' in out.stdout
