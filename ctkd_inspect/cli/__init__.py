@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "Explore a pair in a terminal UI: alignments as you type, engines, diffs, metrics, failures, vocabulary."),
     "export": ("ctkd_inspect.cli.export:export_command",
                "Write TRL GOLD groups, tokenkit alignment matrices or DSKD id maps for peer trainers."),
+    "distill": ("ctkd_inspect.cli.distill:distill_command",
+                "Train a student from a teacher with a distillation loss (Accelerate; resumable; TensorBoard)."),
     "targets": ("ctkd_inspect.cli.targets:targets_command",
                 "Compare MinED, CDM and SeDi targets on a data set with the models (alignment, coverage, Top-1)."),
 }
