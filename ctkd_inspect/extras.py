@@ -36,11 +36,11 @@ EXTRAS: dict[str, Extra] = {
     "ray": Extra("ray", ("ray",)),
     "tui": Extra("tui", ("textual",)),
     "notebook": Extra("notebook", ("ipywidgets", "matplotlib")),
-    "train": Extra("train", ("torch", "accelerate", "peft", "tensorboard", "yaml"), needs_torch=True),
+    "train": Extra("train", ("torch", "accelerate", "peft", "tensorboard", "yaml", "rouge_score"), needs_torch=True),
 }
 
 # module name -> the distribution pip installs it from, where the two differ
-_DISTRIBUTIONS = {"yaml": "pyyaml"}
+_DISTRIBUTIONS = {"yaml": "pyyaml", "rouge_score": "rouge-score"}
 
 
 def install_command(extra: str) -> str:
