@@ -67,6 +67,7 @@ class Activities:
     def start(self, stage) -> None:
         with self._lock:
             self._running[id(stage)] = Activity(stage.name, stage.completed, stage.total, stage.unit, stage.detail)
+            self._last = time.monotonic()
         self._changed()
 
     def update(self, stage) -> None:

@@ -448,6 +448,8 @@ class CtkdInspectApp(App):
                     self.notify(f"the report aligns {', '.join(source.teachers)} → {', '.join(source.students)}; "
                                 f"edited texts are aligned with {self.teacher} → {self.student}", timeout=6)
             else:
+                if source.note:
+                    self.notify(f"{source.label}: {source.note}", timeout=6)
                 self.start_dataset_pass()
         self.dataset_tick += 1
 

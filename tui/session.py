@@ -204,9 +204,9 @@ class TextSource:
     """A file of texts (``--data``), aligned lazily as rows are opened (and all at once by the app's background
     pass for engines that need no model).
 
-    Formats: ``.jsonl`` (one JSON object per line, its ``text`` field, or one JSON string per line), ``.json`` (a
-    list of strings or of objects with ``text``), ``.parquet`` (a ``text`` column), anything else as plain text
-    with one text per non-empty line.
+    The formats are those of :func:`ctkd_inspect.data.read_texts`: JSONL (a ``text`` field, or chat ``messages``),
+    plain text with one text per line, Parquet (a ``text`` column), a saved dataset folder. ``note`` says what the
+    reader skipped (malformed lines, empty texts), or is ``None``.
 
     Raises:
         InputError: the file is missing or unreadable, or holds no text.
@@ -218,7 +218,7 @@ class TextSource:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.texts = read_texts(self.path)
+        self.texts, self.note = read_texts(self.path)
         if not self.texts:
             raise InputError(f"{self.path} holds no text")
         self.rates = np.full(len(self.texts), np.nan)
@@ -269,57 +269,15 @@ class TextSource:
         return result
 
 
-def read_texts(path: Path) -> list[str]:
-    """The texts of a data file (formats: see :class:`TextSource`).
+def read_texts(path: Path) -> tuple[list[str], str | None]:
+    """The texts of a data file, read by :func:`ctkd_inspect.data.read_texts` (JSONL, plain text, Parquet, a
+    dataset folder), with its note on what was skipped (``None`` when nothing was).
 
     Raises:
-        InputError: the file is missing, unreadable, or not in the format its extension says.
+        InputError: the file is missing or unreadable in its format.
     """
-    try:
-        data = import_data_reader()
-        if data is not None:
-            return data(path)
-        suffix = path.suffix.lower()
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
+    from ctkd_inspect.data import read_texts as open_texts
 
-            table = pq.read_table(path)
-            if "text" not in table.column_names:
-                raise InputError(f"{path} has no 'text' column (columns: {', '.join(table.column_names)})")
-            return [t for t in table.column("text").to_pylist() if isinstance(t, str) and t]
-        raw = path.read_text(encoding="utf-8", errors="surrogateescape")
-        if suffix == ".jsonl":
-            return [t for line_number, line in enumerate(raw.splitlines(), 1) if line.strip()
-                    for t in [_text_of(json.loads(line), path, line_number)] if t]
-        if suffix == ".json":
-            items = json.loads(raw)
-            if not isinstance(items, list):
-                raise InputError(f"{path}: a .json data file holds a list of texts (or of objects with 'text')")
-            return [t for number, item in enumerate(items, 1) for t in [_text_of(item, path, number)] if t]
-        return [line for line in raw.splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise InputError(f"no such data file: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON{'L' if path.suffix == '.jsonl' else ''}: {exc}") from None
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"cannot read {path}: {exc}") from None
-
-
-def import_data_reader():
-    """The core's data reader (``ctkd_inspect.data.read_texts``) when this installation has one, else ``None``."""
-    try:
-        from ctkd_inspect import data
-    except ImportError:
-        return None
-    reader = getattr(data, "read_texts", None)
-    return (lambda path: [t for t in reader(path) if t]) if callable(reader) else None
-
-
-def _text_of(item, path: Path, number: int) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, dict) and isinstance(item.get("text"), str):
-        return item["text"]
-    raise InputError(f"{path}: item {number} is neither a string nor an object with a 'text' string")
+    reader = open_texts(path)
+    texts = list(reader)
+    return texts, reader.report.summary()

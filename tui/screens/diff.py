@@ -44,9 +44,9 @@ class DiffScreen(BaseScreen):
         with Horizontal(id="diff-controls"):
             yield Static("b:", id="diff-b-label")
             yield Select([(name, name) for name in engine_names()], prompt="engine", id="diff-engine",
-                         allow_blank=True)
-            yield Input(placeholder="teacher of b (empty: the same)", id="diff-teacher")
-            yield Button("Compare", id="diff-run", variant="primary")
+                         allow_blank=True, compact=True)
+            yield Input(placeholder="teacher of b (empty: the same)", id="diff-teacher", compact=True)
+            yield Button("Compare", id="diff-run", variant="primary", compact=True)
         yield Static("choose an engine or a teacher for b, then Compare (c)", id="diff-summary")
         yield VerticalScroll(id="diff-ribbons")
         yield VirtualTable(DIFF_COLUMNS, id="diff-rows", empty="no disagreeing groups")
@@ -108,6 +108,7 @@ class DiffScreen(BaseScreen):
                                                         (f"  {which}: {alignment.engine}", "dim")),
                                           classes="ribbon-label"))
                     ribbon = Ribbon(classes=f"diff-{which}")
+                    ribbon.which_side = (which, side)
                     ribbon.set_text(_diff_text(alignment, result, which, side))
                     widgets.append(ribbon)
             await area.mount_all(widgets)
@@ -122,8 +123,26 @@ class DiffScreen(BaseScreen):
                     parts.append(ribbon)
                 columns.append(Vertical(*parts, classes="side-column"))
             await area.mount(Horizontal(*columns, classes="side-by-side"))
-        rows = diff_rows(result)
+        self._rows = rows = diff_rows(result)
         table.set_rows(len(rows), lambda i: _diff_cells(rows[i]))
+
+    def on_virtual_table_highlighted(self, event) -> None:
+        """A disagreeing group in the table: drawn as selected in its alignment's ribbons (diff view)."""
+        app = self.app
+        if event.table.id != "diff-rows" or app.diff_result is None or app.diff_view != "diff":
+            return
+        rows = getattr(self, "_rows", [])
+        if not 0 <= event.row < len(rows):
+            return
+        row = rows[event.row]
+        a, b, result = app.diff_result
+        from ..widgets.ribbon import ribbon_text
+
+        for ribbon in self.query("#diff-ribbons Ribbon"):
+            which, side = ribbon.which_side
+            alignment = a if which == "a" else b
+            selected = row["group"] if which == row["which"] else None
+            ribbon.set_text(ribbon_text(diff_segments(alignment, result, which, side), diff=True, selected=selected))
 
 
 def _diff_text(alignment, result, which: str, side: str) -> Text:

@@ -61,8 +61,8 @@ class EnginesScreen(BaseScreen):
                 yield Static("", id="engine-summary")
                 yield VerticalScroll(id="engine-form-area")
                 with Horizontal(id="engine-buttons"):
-                    yield Button("Use this engine", id="engine-apply", variant="primary")
-                    yield Button("Defaults", id="engine-reset")
+                    yield Button("Use this engine", id="engine-apply", variant="primary", compact=True)
+                    yield Button("Defaults", id="engine-reset", compact=True)
                 yield Static("", id="engine-message")
 
     def on_mount(self) -> None:

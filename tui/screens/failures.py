@@ -91,8 +91,10 @@ class FailuresScreen(BaseScreen):
                 examples = summary.examples(kind)
                 if not count and not examples:
                     continue
-                node = failures.add(Text.assemble((kind, "bold yellow"), f"  {_groups(count)} · "
-                                                  f"{pct(summary.token_share(kind))} of tokens"),
+                # token shares count each group under its main (primary) kind only
+                share = (f"{pct(summary.token_share(kind))} of tokens" if summary.primary.get(kind) else
+                         "never the main cause")
+                node = failures.add(Text.assemble((kind, "bold yellow"), f"  {_groups(count)} · {share}"),
                                     data={"type": "kind", "kind": kind, "count": count})
                 for example in examples:
                     node.add_leaf(_example_label(example, self.scope == "data"),

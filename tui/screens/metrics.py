@@ -87,7 +87,7 @@ class MetricsScreen(BaseScreen):
         rate = Text(pct(row.rate) if not np.isnan(row.rate) else "·",
                     style="red" if row.rate < 0.5 else "yellow" if row.rate < 0.8 else "green")
         groups = str(row.groups) if row.groups >= 0 else "·"
-        return (str(row.index), rate, groups, f"{row.characters:,}", row.preview.replace("\n", "⏎"))
+        return (str(row.index), rate, groups, f"{row.characters:,}", " ".join(row.preview.split()))
 
     def action_order(self) -> None:
         self.worst_first = not self.worst_first

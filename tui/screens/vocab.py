@@ -37,10 +37,9 @@ class VocabScreen(BaseScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="vocab-controls"):
-            yield Select([("teacher", "teacher"), ("student", "student")], value=self.app.lookup_side,
-                         allow_blank=False, id="vocab-side")
+            yield Select(self._sides(), value=self.app.lookup_side, allow_blank=False, id="vocab-side", compact=True)
             yield Input(value=self.app.lookup_query, placeholder="token (␣the, 'quoted' digits) or id (#1234)",
-                        id="vocab-query")
+                        id="vocab-query", compact=True)
         yield Static("", id="vocab-result")
         yield VirtualTable(NEAREST_COLUMNS, id="vocab-nearest", empty="type a token or an id above")
 
@@ -49,10 +48,14 @@ class VocabScreen(BaseScreen):
         self.watch(self.app, "lookup_tick", self._result_changed)
         self.watch(self.app, "pair_label", self._pair_changed)
 
+    def _sides(self) -> list[tuple[str, str]]:
+        return [(f"teacher {self.app.teacher}", "teacher"), (f"student {self.app.student}", "student")]
+
     def _pair_changed(self, _label=None) -> None:
         select = self.query_one("#vocab-side", Select)
-        select.set_options([(f"teacher {self.app.teacher}", "teacher"), (f"student {self.app.student}", "student")])
-        select.value = self.app.lookup_side
+        with self.prevent(Select.Changed):
+            select.set_options(self._sides())
+            select.value = self.app.lookup_side
 
     def _request(self) -> None:
         self._timer = None

@@ -29,7 +29,7 @@ class OptionField(Vertical):
     OptionField > .option-help { color: $text-muted; }
     OptionField > .option-error { color: $text-error; display: none; }
     OptionField.-invalid > .option-error { display: block; }
-    OptionField Input, OptionField Select { width: 1fr; }
+    OptionField Input, OptionField Select { width: 1fr; max-width: 60; }
     """
 
     def __init__(self, option, value=None):
@@ -46,12 +46,12 @@ class OptionField(Vertical):
         elif option.choices:
             current = self.initial if self.initial in option.choices else option.default
             yield Select([(choice, choice) for choice in option.choices], value=current, allow_blank=False,
-                         id=f"input-{option.name}")
+                         id=f"input-{option.name}", compact=True)
         else:
             shown = "" if self.initial is None or not isinstance(self.initial, (int, float, str)) else str(
                 self.initial)
             placeholder = f"default: {option.default}" if option.default is not None else "not set"
-            yield Input(value=shown, placeholder=placeholder, id=f"input-{option.name}")
+            yield Input(value=shown, placeholder=placeholder, id=f"input-{option.name}", compact=True)
         yield Static(option.describe(), classes="option-help")
         yield Static("", classes="option-error")
 

@@ -41,7 +41,7 @@ class VirtualTable(ScrollView, can_focus=True):
     """A table whose rows are produced on demand by ``row(i) -> cells`` (see the module docstring)."""
 
     DEFAULT_CSS = """
-    VirtualTable { height: 1fr; background: $surface; }
+    VirtualTable { height: 1fr; background: $surface; overflow-x: hidden; }
     VirtualTable:focus { background-tint: $foreground 4%; }
     VirtualTable > .vtable--header { text-style: bold; color: $text-accent; background: $panel; }
     VirtualTable > .vtable--cursor { background: $block-cursor-blurred-background; }
@@ -213,7 +213,9 @@ class VirtualTable(ScrollView, can_focus=True):
             text.append(" ")
             text.append_text(piece)
         segments = list(text.render(self.app.console, end=""))
-        return Strip(segments).crop_extend(0, width, base).simplify()
+        # rich leaves unstyled runs without a style (it would be the terminal's default colours): lay the row's
+        # style under every segment, so cells keep their own colours over the theme's background
+        return Strip(segments).apply_style(base).crop_extend(0, width, base).simplify()
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -224,8 +226,8 @@ class VirtualTable(ScrollView, can_focus=True):
         if not self.row_count:
             if y == 1:
                 style = base + self.get_component_rich_style("vtable--empty")
-                segments = list(Text(f" {self.empty}", style=style, no_wrap=True, end="").render(self.app.console))
-                return Strip(segments).crop_extend(0, width, style)
+                segments = list(Text(f" {self.empty}", no_wrap=True, end="").render(self.app.console))
+                return Strip(segments).apply_style(style).crop_extend(0, width, style)
             return Strip.blank(width, base)
         index = int(self.scroll_offset.y) + y - 1
         if index >= self.row_count:
