@@ -319,7 +319,9 @@ class VocabMapping:
             InputError: the file is missing, of another type, or not a mapping written by ``save``.
         """
         if not isinstance(path, (str, os.PathLike)):
-            raise InputError(f"path must be the path of a saved mapping (a str or a pathlib.Path), got "
+            from .errors import InputTypeError
+
+            raise InputTypeError(f"path must be the path of a saved mapping (a str or a pathlib.Path), got "
                              f"{type(path).__name__}")
         path = Path(path)
         suffix = path.suffix.lower()
