@@ -23,6 +23,7 @@ Needs the ``notebook`` extra (ipywidgets, matplotlib); ``import ctkd_inspect`` n
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import html as _html
 import io
@@ -58,6 +59,17 @@ def _alias_names() -> list[str]:
     return sorted(ALIASES)
 
 
+def in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel (a notebook, JupyterLab, Voila), where widget work goes to a
+    background thread so the kernel stays free; elsewhere (a script, a test) it runs in the calling thread."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - ipywidgets depends on IPython
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def _message(exc: BaseException) -> str:
     """What a person reads for an exception: our errors' own messages; anything else named, without a traceback."""
     if isinstance(exc, CtkdError):
@@ -91,15 +103,19 @@ class _Worker:
     all widgets: :data:`_ONE_JOB_AT_A_TIME`). With ``latest_only`` (the explorer), jobs are debounced: a job waits
     until its delay has passed and is skipped when a newer one was submitted meanwhile, so typing re-aligns once
     the typing pauses. Each job runs in a copy of the submitting context (so a progress reporter installed there
-    follows it). ``on_wait`` is called when a job must wait for another widget's job.
+    follows it). ``on_wait`` is called when a job must wait for another widget's job. With ``background=False``
+    a job runs at once in the submitting thread (no debounce): outside a kernel nothing needs to stay responsive,
+    and a script or a test sees the result as soon as it sets a value.
     """
 
     _IDLE_EXIT = 30.0  # seconds an idle thread waits for work before it ends (a later submit starts another)
 
-    def __init__(self, delay: float, latest_only: bool = True, on_wait: Callable[[], None] | None = None):
+    def __init__(self, delay: float, latest_only: bool = True, on_wait: Callable[[], None] | None = None,
+                 background: bool | None = None):
         self.delay = delay
         self.latest_only = latest_only
         self.on_wait = on_wait
+        self.background = in_kernel() if background is None else bool(background)
         self._generation = 0
         self._pending = 0
         self._state = threading.Condition()
@@ -110,6 +126,13 @@ class _Worker:
     def submit(self, job: Callable[[Callable[[], bool]], None], delay: float | None = None) -> None:
         """Queue ``job(is_current)`` to run ``delay`` seconds from now (default: the debounce delay);
         ``is_current()`` tells a running job whether it is still the newest."""
+        if not self.background:
+            with self._state:
+                self._generation += 1
+            # jobs report their own errors; nothing escapes into the caller's output
+            with self._turn, contextlib.suppress(Exception):
+                contextvars.copy_context().run(job, lambda: True)
+            return
         with self._state:
             self._generation += 1
             self._pending += 1
@@ -360,7 +383,9 @@ class AlignmentExplorer(widgets.VBox):
         compare: ``"engine"`` or ``"teacher"`` to start in diff mode; ``other_engine`` / ``other_teacher`` say
             against what (defaults: ``mined``, ``llama2``).
         auto: re-align when an input changes (debounced by ``delay`` seconds); otherwise on the Align button.
-        align_now: align the initial inputs at once (in the background).
+        align_now: align the initial inputs at once.
+        background: run the work in a background thread (``None``: when in a Jupyter kernel, so the kernel stays
+            free; elsewhere, e.g. a script or a test, in the calling thread, so results are there at once).
         max_groups: rows of the group table.
 
     Attributes (the parts, for code and tests): ``teacher``, ``student`` (Combobox), ``text`` (Textarea), ``engine``
@@ -374,7 +399,7 @@ class AlignmentExplorer(widgets.VBox):
     def __init__(self, teacher: str = "llama3", student: str = "gemma2", text: str = DEFAULT_TEXT,
                  engine: str = "span", *, options: dict[str, Any] | None = None, compare: str | None = None,
                  other_engine: str = "mined", other_teacher: str = "llama2", auto: bool = True, delay: float = 0.3,
-                 align_now: bool = True, max_groups: int = 80):
+                 align_now: bool = True, max_groups: int = 80, background: bool | None = None):
         from .engines import engine_names
 
         self.auto = auto
@@ -383,7 +408,7 @@ class AlignmentExplorer(widgets.VBox):
         self.other = None
         self.diff_result = None
         self.error_message = ""
-        self._worker = _Worker(delay)
+        self._worker = _Worker(delay, background=background)
         self._quiet = False  # True while code sets several inputs at once (no request per change)
         self._forms: dict[str, _OptionForm] = {}
         names = engine_names()
@@ -819,6 +844,9 @@ class CorpusReportWidget(widgets.VBox):
         parquet: the run's Parquet file, when ``source`` is a summary that does not name it (to open texts).
         max_examples, max_worst: examples kept per failure kind and worst texts listed, for sources summarised
             here (a run's summary keeps its own).
+        load_now: load the report at once.
+        background: run the work in a background thread (``None``: when in a Jupyter kernel, so the kernel stays
+            free; elsewhere, e.g. a script or a test, in the calling thread, so results are there at once).
 
     Attributes: ``summary`` (the dict of :func:`summarize_corpus`), ``summary_view`` (HTML), ``plot`` (Image),
     ``worst_buttons`` / ``example_buttons`` (a Button per text, with its row as ``text_index``), ``kind`` (Dropdown of
@@ -826,7 +854,8 @@ class CorpusReportWidget(widgets.VBox):
     shown), ``error_message``.
     """
 
-    def __init__(self, source, *, parquet=None, max_examples: int = 8, max_worst: int = 10, load_now: bool = True):
+    def __init__(self, source, *, parquet=None, max_examples: int = 8, max_worst: int = 10, load_now: bool = True,
+                 background: bool | None = None):
         self.summary: dict | None = None
         self.opened: int | None = None
         self.error_message = ""
@@ -834,7 +863,7 @@ class CorpusReportWidget(widgets.VBox):
         self._corpus: _Corpus | None = None
         self._limits = {"max_examples": max_examples, "max_worst": max_worst}
         self.status = _ProgressLine()
-        self._worker = _Worker(0.0, latest_only=False, on_wait=self.status.waiting)
+        self._worker = _Worker(0.0, latest_only=False, on_wait=self.status.waiting, background=background)
         self.error = widgets.HTML()
         self.summary_view = widgets.HTML()
         self.plot = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
@@ -843,7 +872,7 @@ class CorpusReportWidget(widgets.VBox):
         self.worst_box = widgets.VBox()
         self.kind = widgets.Dropdown(description="failure kind", options=[], style={"description_width": "initial"})
         self.example_box = widgets.VBox()
-        self.explorer = AlignmentExplorer(text="", align_now=False)
+        self.explorer = AlignmentExplorer(text="", align_now=False, background=background)
         self.explorer.layout.display = "none"
         self.kind.observe(self._kind_changed, names="value")
         lists = widgets.HBox([
@@ -961,6 +990,9 @@ class VocabMappingBrowser(widgets.VBox):
         teacher, student: the pair (aliases offered; paths can be typed).
         k: nearest tokens listed per lookup.
         query: a first query to look up once the pair is loaded.
+        load_now: load the pair at once.
+        background: run the work in a background thread (``None``: when in a Jupyter kernel, so the kernel stays
+            free; elsewhere, e.g. a script or a test, in the calling thread, so results are there at once).
 
     Attributes: ``teacher``, ``student`` (Combobox), ``load_button``, ``side`` (ToggleButtons), ``query`` (Text),
     ``lookup_button``, ``mined_button`` (compute or read the cached MinED mapping), ``coverage`` (HTML),
@@ -969,13 +1001,14 @@ class VocabMappingBrowser(widgets.VBox):
     """
 
     def __init__(self, teacher: str = "llama3", student: str = "gemma2", *, k: int = 10, query: str = "",
-                 load_now: bool = True):
+                 load_now: bool = True, background: bool | None = None):
         aliases = _alias_names()
         self.lookup = None
         self.result = None
         self.error_message = ""
         self._k = k
-        self._worker = _Worker(0.0, latest_only=False)  # every job runs, in order: loading, then a lookup
+        # every job runs, in order: loading, then a lookup
+        self._worker = _Worker(0.0, latest_only=False, background=background)
         self.teacher = widgets.Combobox(value=teacher, options=aliases, ensure_option=False, description="teacher",
                                         continuous_update=False, layout=widgets.Layout(width="210px"))
         self.student = widgets.Combobox(value=student, options=aliases, ensure_option=False, description="student",

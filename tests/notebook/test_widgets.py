@@ -62,7 +62,8 @@ def eventually(condition, timeout: float = 30) -> bool:
 
 @pytest.fixture(scope="module")
 def explorer():
-    widget = AlignmentExplorer("llama3", "gemma2", TEXT, delay=0.05)
+    # in a background thread, as in a notebook (outside a kernel the default is the calling thread)
+    widget = AlignmentExplorer("llama3", "gemma2", TEXT, delay=0.05, background=True)
     settled(widget)
     return widget
 
@@ -173,6 +174,21 @@ def test_diff_against_a_second_engine_and_a_second_teacher(explorer, tok):
     assert explorer.diff_result is None and explorer.error_message == ""
 
 
+def test_outside_a_kernel_work_is_done_when_the_value_is_set(tok):
+    from ctkd_inspect.widgets import in_kernel
+
+    assert not in_kernel()  # pytest is no Jupyter kernel
+    widget = AlignmentExplorer("llama3", "gemma2", "first")
+    assert widget.result.text == "first"  # no waiting: the constructor aligned in this thread
+    widget.text.value = "second text"
+    assert Cells(widget.view.value).ids("student") == tok("gemma2")("second text")["input_ids"]
+    widget.text.value = ""
+    assert "text is empty" in widget.error_message and widget.view.value == ""
+    widget.text.value = "third"
+    widget.engine.value = "cdm"
+    assert "entropy" in widget.error_message
+
+
 def test_manual_mode_aligns_on_click_and_show_displays_a_given_alignment():
     import ctkd_inspect
 
@@ -216,7 +232,8 @@ def test_long_work_reports_progress_while_it_runs(monkeypatch):
             return super().align(teacher, student, **rest)
 
     monkeypatch.setitem(base._REGISTRY, "gated", GatedEngine)
-    widget = AlignmentExplorer("gpt2", "gpt2", "a b c", engine="gated", options={"steps": 4}, delay=0.0)
+    widget = AlignmentExplorer("gpt2", "gpt2", "a b c", engine="gated", options={"steps": 4}, delay=0.0,
+                               background=True)
     assert {name: type(c).__name__ for name, c in widget.option_controls.items()} == {"steps": "IntText",
                                                                                      "verbose": "Checkbox"}
     assert inside.wait(60)
@@ -225,7 +242,7 @@ def test_long_work_reports_progress_while_it_runs(monkeypatch):
         assert eventually(lambda: "gated step 25%" in widget.status.label.value), widget.status.label.value
         assert widget.status.bar.layout.display != "none" and widget.status.bar.value == pytest.approx(0.25)
         # another widget's work waits its turn (widgets' jobs run one at a time in a kernel), and says so
-        other = AlignmentExplorer("gpt2", "bert", "meanwhile", delay=0.0)
+        other = AlignmentExplorer("gpt2", "bert", "meanwhile", delay=0.0, background=True)
         assert eventually(lambda: "waiting for another widget" in other.status.label.value)
         assert other.result is None
     finally:
