@@ -418,12 +418,13 @@ class AlignmentExplorer(widgets.VBox):
             self._startup_error = (f"unknown engine {engine!r}: choose one of {', '.join(names)}; showing the span "
                                    "engine")
             engine = "span"
-        wide = widgets.Layout(width="210px")
         self.teacher = widgets.Combobox(value=teacher, options=aliases, ensure_option=False, description="teacher",
-                                        placeholder="alias or path", continuous_update=False, layout=wide,
+                                        placeholder="alias or path", continuous_update=False,
+                                        layout=widgets.Layout(width="210px"),
                                         style={"description_width": "52px"})
         self.student = widgets.Combobox(value=student, options=aliases, ensure_option=False, description="student",
-                                        placeholder="alias or path", continuous_update=False, layout=wide,
+                                        placeholder="alias or path", continuous_update=False,
+                                        layout=widgets.Layout(width="210px"),
                                         style={"description_width": "52px"})
         self.engine = widgets.Dropdown(options=names, value=engine, description="engine",
                                        layout=widgets.Layout(width="170px"), style={"description_width": "48px"})
@@ -588,7 +589,9 @@ class AlignmentExplorer(widgets.VBox):
                     self.status.done("not aligned: see the message below")
                 return
             if is_current():
-                self._publish(a, b, d, "")
+                # a bad constructor argument stays on screen until the first change after it
+                self._publish(a, b, d, self._startup_error)
+                self._startup_error = ""
                 self.status.done(f"{a.summary()} · {time.monotonic() - started:.2f} s")
 
         return job

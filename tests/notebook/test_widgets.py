@@ -187,6 +187,9 @@ def test_outside_a_kernel_work_is_done_when_the_value_is_set(tok):
     widget.text.value = "third"
     widget.engine.value = "cdm"
     assert "entropy" in widget.error_message
+    unknown = AlignmentExplorer("gpt2", "bert", "x", engine="nonesuch")
+    assert "unknown engine 'nonesuch'" in unknown.error_message and unknown.engine.value == "span"
+    assert unknown.result is not None  # the span engine's view, with the message above it
 
 
 def test_manual_mode_aligns_on_click_and_show_displays_a_given_alignment():
