@@ -197,3 +197,15 @@ def test_load_tokenizers_converts_one_after_the_other_with_stages(private_cache)
         loaded = load_tokenizers(["mistral", "mistral-v1"], cache_dir=root)
     assert recorder.started == ["converting the mistral tokenizer", "converting the mistral-v1 tokenizer"]
     assert [t.ctkd_source.alias for t in loaded] == ["mistral", "mistral-v1"]
+
+
+@pytest.mark.parametrize(("engine", "mode"), [("span", None), ("mined", "canonical"), ("mined", "reference")])
+def test_alignments_are_identical_with_either_backend(engine, mode):
+    from ctkd_inspect import align
+
+    text = "The café costs 3.50€ 🦙 — naïve\tcode: x+=1\n  def f(): return 12345"
+    options = {"mode": mode} if mode else {}
+    light = align(load_tokenizer("llama3", backend="rust"), load_tokenizer("bert", backend="rust"), text,
+                  engine=engine, **options)
+    heavy = align(load_tokenizer("llama3"), load_tokenizer("bert"), text, engine=engine, **options)
+    assert light.to_dict() == heavy.to_dict()
