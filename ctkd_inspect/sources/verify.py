@@ -13,8 +13,10 @@ Threat model, stated plainly:
   about 20 ms and runs in a second thread while the tokenizer is parsed, so a check by file size and modification
   time alone, which an attacker who resets the modification time would pass, is not used: a changed byte is
   caught by the next load whoever changed it and however.
-- **Assets** (the downloaded packages' files, up to 250 MB for a model) are checked by size on use, and by
-  SHA-256 before a tokenizer is converted from them and by ``fetch --verify``.
+- **Assets** (the downloaded packages' files, up to 250 MB for a model) are checked by size on every use, by
+  SHA-256 before a tokenizer is converted from one and before a model alias's GGUF is read (once per process and
+  file; a file that changes afterwards has a new modification time and is hashed again), and in full by
+  ``fetch --verify``.
 - **What is not covered.** Someone who can rewrite a file *and* its manifest (the same user, or root) can make
   the cache say anything; the manifests protect against damage and accidental or partial changes, not against an
   attacker who owns the cache folder. Downloads themselves are checked by pip against the SHA-256 pinned in
