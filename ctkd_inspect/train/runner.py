@@ -35,7 +35,9 @@ as it was.
 
 **Logging and evaluation.** TensorBoard (``log_with: tensorboard``, ``output_dir/tensorboard``) and
 ``metrics.jsonl`` receive, every ``logging_steps``: ``loss``, every ``term/<name>`` of the loss, every
-``stat/<name>`` (alignment rate, top-1 accuracy, one-hot fallback rate, mapping coverage, ...), ``lr``,
+``stat/<name>`` of the loss (alignment rate, top-1 accuracy, one-hot fallback rate, mapping coverage, ...) and,
+for every loss, ``stat/span_alignment_rate`` (the share of student loss positions whose token is alone in an exact
+1:1 span group, the span engine's alignment rate of the batch), ``lr``,
 ``grad_norm``, ``tokens`` and ``epoch``. Every ``eval_steps`` and at the end: the same loss, terms and statistics
 on the held-out set (``eval/...``), and the student's answers to ``eval_generate`` held-out prompts (greedy, or
 sampled with a generator seeded by ``seed`` and the step) scored by Rouge-L F1 with Porter stemming against the
@@ -467,7 +469,9 @@ class _Run:
             self.loss = cls(**loss_options)
         except TypeError as exc:
             raise InputError(f"the {config.loss} loss: {exc}") from None
-        self.builder = PairBuilder(pair, max_length=max_length, alignments=tuple(self.loss.alignments))
+        # the span groups are always built: every run logs the span alignment rate of its batches, whatever its loss
+        alignments = tuple(dict.fromkeys([*sorted(self.loss.alignments), "span"]))
+        self.builder = PairBuilder(pair, max_length=max_length, alignments=alignments)
         self.train_examples = build_examples(self.builder, train_pairs, self.report)
         self.heldout_examples = build_examples(self.builder, heldout_pairs, self.report)
         if not self.train_examples:
@@ -637,7 +641,7 @@ class _Run:
                     self._fail(step, message)
                     weighted = (per_example * out.positions.to(per_example.dtype)).sum()
                     accelerator.backward(weighted * scale)
-                _accumulate(sums, out)
+                _accumulate(sums, out, batch)
         finally:
             if hook is not None:
                 hook.remove()
@@ -721,7 +725,7 @@ class _Run:
                     self._fail(step, f"evaluation: {exc}")
                     raise
                 if chunk:
-                    _accumulate(sums, out)
+                    _accumulate(sums, out, batch)
                     sums["tokens"] += float(out.positions.sum())
                 bar.advance()
         merged = self._gather(sums)
@@ -905,8 +909,10 @@ def _full_weights(model):
     yield
 
 
-def _accumulate(sums: dict, out) -> None:
-    """Add one micro-batch's token-weighted loss and terms and its statistic counts to ``sums``."""
+def _accumulate(sums: dict, out, batch) -> None:
+    """Add one micro-batch's token-weighted loss and terms, its statistic counts and its span alignment counts
+    (student loss positions whose input token is alone in an exact 1:1 span group, as the span engine's
+    alignment rate) to ``sums``."""
     positions = out.positions.detach().double()
     sums["loss"] += float((out.per_example.detach().double() * positions).sum())
     for key, value in out.terms.items():
@@ -915,6 +921,11 @@ def _accumulate(sums: dict, out) -> None:
         entry = sums["counts"].setdefault(key, [0.0, 0.0])
         entry[0] += float(num)
         entry[1] += float(den)
+    if batch.has("span_exact"):
+        mask = batch.student_labels != -100
+        entry = sums["counts"].setdefault("span_alignment_rate", [0.0, 0.0])
+        entry[0] += float((batch.span_exact & mask).sum())
+        entry[1] += float(mask.sum())
 
 
 def _ratios(sums: dict, total: float) -> dict:
