@@ -77,6 +77,50 @@ _UNDERLINE_NOT_ONE_TO_ONE = "box-shadow: inset 0 -3px 0 #ffd166"  # non-exact gr
 _UNDERLINE_DISAGREE = "box-shadow: inset 0 -3px 0 #ff4d4d"
 
 
+def _expect(value: Any, kind: type | tuple[type, ...], name: str, what: str) -> None:
+    """Refuse an argument of the wrong type with a message naming it (the public API's contract)."""
+    from .errors import InputTypeError
+
+    if not isinstance(value, kind):
+        raise InputTypeError(f"{name} must be {what}, not {type(value).__name__}")
+
+
+def _expect_alignment(value: Any, name: str = "alignment") -> None:
+    from .alignment import Alignment
+
+    _expect(value, Alignment, name, "an Alignment (from ctkd_inspect.align)")
+
+
+def _expect_limit(value: Any, name: str) -> None:
+    """``None`` or an int ≥ 0."""
+    from .errors import InputError, InputTypeError
+
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputTypeError(f"{name} must be an int ≥ 0 or None, not {type(value).__name__}")
+    if value < 0:
+        raise InputError(f"{name} must be ≥ 0 or None, got {value}")
+
+
+def _expect_side(side: Any) -> None:
+    from .errors import InputError
+
+    if side not in ("teacher", "student"):
+        raise InputError(f"side must be 'teacher' or 'student', not {side!r}")
+
+
+def _summary_data(summary: Any, name: str = "summary") -> dict:
+    """A summary object (``to_dict()``) or a mapping, as a dict."""
+    from .errors import InputTypeError
+
+    if hasattr(summary, "to_dict") and callable(summary.to_dict):
+        return summary.to_dict()
+    if isinstance(summary, Mapping):
+        return dict(summary)
+    raise InputTypeError(f"{name} must be a summary object or a dict, not {type(summary).__name__}")
+
+
 def _e(value: Any) -> str:
     """Escape any value for HTML text and attribute values."""
     return _html.escape(str(value), quote=True)
@@ -102,7 +146,13 @@ def _wrap(body: str, view: str, **data: Any) -> str:
 
 
 def document(body: str, title: str = "ctkd-inspect") -> str:
-    """A complete, self-contained HTML page around a view (for saving a view or a report to a file)."""
+    """A complete, self-contained HTML page around a view (for saving a view or a report to a file).
+
+    Raises:
+        InputTypeError: ``body`` or ``title`` is not a string.
+    """
+    _expect(body, str, "body", "an HTML string")
+    _expect(title, str, "title", "a string")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title></head>'
             f"<body>{body}</body></html>\n")
 
@@ -195,8 +245,12 @@ def ribbon_html(alignment: Alignment, side: str, *, max_cells: int | None = MAX_
     token order, at most ``max_cells`` of them (``None``: all), without the page's ``<style>`` block.
 
     Raises:
-        ValueError: ``side`` is neither ``teacher`` nor ``student``.
+        InputError: ``side`` is neither ``teacher`` nor ``student``, ``max_cells`` is negative; an
+            :class:`InputTypeError` for an argument of the wrong type.
     """
+    _expect_alignment(alignment)
+    _expect_side(side)
+    _expect_limit(max_cells, "max_cells")
     return _ribbon(alignment, side, segments(alignment, side), False, max_cells)
 
 
@@ -230,7 +284,13 @@ def _legend(diff_view: bool = False) -> str:
 
 def group_table_html(alignment: Alignment, max_groups: int | None = 80) -> str:
     """The group table: index (in the group's colour), shape, both sides' pieces, characters, and the engine's
-    per-group values (DTW ``cost``); the first ``max_groups`` rows (``None``: all)."""
+    per-group values (DTW ``cost``); the first ``max_groups`` rows (``None``: all).
+
+    Raises:
+        InputError: ``max_groups`` is negative; an :class:`InputTypeError` for an argument of the wrong type.
+    """
+    _expect_alignment(alignment)
+    _expect_limit(max_groups, "max_groups")
     rows = group_rows(alignment, limit=max_groups)
     extras = [key for key in ("cost",) if alignment.groups and key in alignment.groups[0].extra]
     head = ('<tr><th class="num">#</th><th>shape</th>'
@@ -264,7 +324,12 @@ _METRICS_SHOWN = ("alignment_rate", "groups", "shapes", "exact_groups", "text_co
 
 def metrics_html(alignment: Alignment) -> str:
     """The metrics as a two-column table, the same rows as the terminal's metrics panel (alignment rate, groups
-    and shapes, text in 1:1 groups, fertility, unmatched tokens per side, then the engine's own metrics)."""
+    and shapes, text in 1:1 groups, fertility, unmatched tokens per side, then the engine's own metrics).
+
+    Raises:
+        InputTypeError: ``alignment`` is not an Alignment.
+    """
+    _expect_alignment(alignment)
     m = alignment.metrics
     shapes = ", ".join(f"{count} × {name}" for name, count in m.get("shapes", {}).items() if count)
     fertility = m.get("fertility")
@@ -300,7 +365,13 @@ def alignment_html(alignment: Alignment, *, max_groups: int | None = 80, max_cel
 
     Returns:
         A self-contained HTML fragment (see the module docstring for its ``<span class="tok">`` contract).
+
+    Raises:
+        InputError: a negative limit; an :class:`InputTypeError` for an argument of the wrong type.
     """
+    _expect_alignment(alignment)
+    _expect_limit(max_groups, "max_groups")
+    _expect_limit(max_cells, "max_cells")
     parts = [_side_head(alignment, "teacher"), _ribbon(alignment, "teacher", segments(alignment, "teacher"), False,
                                                         max_cells),
              _side_head(alignment, "student"), _ribbon(alignment, "student", segments(alignment, "student"), False,
@@ -383,9 +454,22 @@ def diff_html(a: Alignment, b: Alignment, diff: AlignmentDiff | None = None, *, 
         diff: their :class:`~ctkd_inspect.diffs.AlignmentDiff`, computed when not given.
 
     Raises:
-        InputError: the alignments are not of one text, or share no tokenization (from :func:`~ctkd_inspect.diff`).
-        ValueError: ``diff`` is not the diff of ``a`` and ``b``.
+        InputError: the alignments are not of one text, or share no tokenization (from :func:`~ctkd_inspect.diff`);
+            ``diff`` is not the diff of ``a`` and ``b``; a negative limit. An :class:`InputTypeError` for an argument
+            of the wrong type.
     """
+    from .diffs import AlignmentDiff
+    from .errors import InputError
+
+    _expect_alignment(a, "a")
+    _expect_alignment(b, "b")
+    _expect_limit(max_groups, "max_groups")
+    _expect_limit(max_cells, "max_cells")
+    if diff is not None:
+        _expect(diff, AlignmentDiff, "diff", "an AlignmentDiff (from ctkd_inspect.diff(a, b))")
+        if (diff.groups_a, diff.groups_b) != (len(a.table), len(b.table)):
+            raise InputError(f"diff compares alignments of {diff.groups_a} and {diff.groups_b} groups, but a has "
+                             f"{len(a.table)} and b {len(b.table)}: pass diff(a, b) of these two, or leave it out")
     if diff is None:
         from .diffs import diff as compute_diff
 
@@ -407,7 +491,15 @@ def diff_html(a: Alignment, b: Alignment, diff: AlignmentDiff | None = None, *, 
 
 
 def diff_summary_html(diff: AlignmentDiff, *, max_groups: int | None = 40) -> str:
-    """A diff without its alignments: the labels, counts, boundary figures and the disagreeing groups."""
+    """A diff without its alignments: the labels, counts, boundary figures and the disagreeing groups.
+
+    Raises:
+        InputError: a negative ``max_groups``; an :class:`InputTypeError` for an argument of the wrong type.
+    """
+    from .diffs import AlignmentDiff
+
+    _expect(diff, AlignmentDiff, "diff", "an AlignmentDiff (from ctkd_inspect.diff(a, b))")
+    _expect_limit(max_groups, "max_groups")
     labels = []
     for which, label in (("a", diff.label_a), ("b", diff.label_b)):
         if label:
@@ -468,10 +560,17 @@ def vocab_mapping_html(mapping: VocabMapping, teacher_vocab: Vocabulary | None =
         limit: rows per sample.
 
     Raises:
-        InputError: a vocabulary of another size than the mapping's side.
+        InputError: a vocabulary of another size than the mapping's side, a negative ``limit``; an
+            :class:`InputTypeError` for an argument of the wrong type.
     """
     from .errors import InputError
-    from .vocab import _mappable
+    from .vocab import VocabMapping, Vocabulary, _mappable
+
+    _expect(mapping, VocabMapping, "mapping", "a VocabMapping (ctkd_inspect.vocab.exact_mapping / mined_mapping)")
+    for name, vocab in (("teacher_vocab", teacher_vocab), ("student_vocab", student_vocab)):
+        if vocab is not None:
+            _expect(vocab, Vocabulary, name, "a Vocabulary (ctkd_inspect.vocab.vocabulary) or None")
+    _expect_limit(limit, "limit")
 
     for side, vocab, size in (("teacher", teacher_vocab, len(mapping.teacher_to_student)),
                               ("student", student_vocab, len(mapping.student_to_teacher))):
@@ -513,7 +612,14 @@ def vocab_mapping_html(mapping: VocabMapping, teacher_vocab: Vocabulary | None =
 
 def vocab_diff_html(diff: VocabMappingDiff) -> str:
     """Two vocabulary mappings of one pair compared: per direction the entries that agree, differ or exist in one
-    mapping only, each mapping's coverage, and examples."""
+    mapping only, each mapping's coverage, and examples.
+
+    Raises:
+        InputTypeError: ``diff`` is not a VocabMappingDiff.
+    """
+    from .diffs import VocabMappingDiff
+
+    _expect(diff, VocabMappingDiff, "diff", "a VocabMappingDiff (from ctkd_inspect.diffs.vocab_diff)")
 
     def label(which):
         data = diff.label_a if which == "a" else diff.label_b
@@ -561,7 +667,14 @@ def vocab_diff_html(diff: VocabMappingDiff) -> str:
 
 def lookup_html(result: Any) -> str:
     """One vocabulary lookup (a :class:`~ctkd_inspect.lookup.LookupResult`): the token, its exact and MinED
-    counterparts in the other vocabulary, and its nearest tokens there by CDM's normalised edit distance."""
+    counterparts in the other vocabulary, and its nearest tokens there by CDM's normalised edit distance.
+
+    Raises:
+        InputTypeError: ``result`` is not a LookupResult.
+    """
+    from .lookup import LookupResult
+
+    _expect(result, LookupResult, "result", "a LookupResult (from ctkd_inspect.lookup.VocabLookup.lookup)")
     other = result.other
     if result.id is None:
         what = f"<code>{_e(visible(result.token))}</code> is no token of the {_e(result.side)} vocabulary"
@@ -621,12 +734,17 @@ def _histogram_svg(counts: Sequence[int], edges: Sequence[float], *, width: int 
 
 def failure_summary_html(summary: Any, *, max_examples: int = 4) -> str:
     """The failure taxonomy of a corpus (a :class:`~ctkd_inspect.failures.FailureSummary` or its ``to_dict()``):
-    failing groups per kind with their share of student tokens, a few examples per kind, and the worst texts."""
-    return _wrap(_failure_body(summary, max_examples), "failures")
+    failing groups per kind with their share of student tokens, a few examples per kind, and the worst texts.
+
+    Raises:
+        InputError: a negative ``max_examples``; an :class:`InputTypeError` for an argument of the wrong type.
+    """
+    _expect_limit(max_examples, "max_examples")
+    return _wrap(_failure_body(_summary_data(summary), max_examples), "failures")
 
 
 def _failure_body(summary: Any, max_examples: int) -> str:
-    data = summary.to_dict() if hasattr(summary, "to_dict") else dict(summary)
+    data = _summary_data(summary, "failures")
     kinds = data.get("kinds", {})
     rows = []
     total = data.get("failed_groups", 0) or 0
@@ -704,8 +822,11 @@ def corpus_summary_html(summary: Any) -> str:
       (:func:`failure_summary_html`);
     - ``worst_texts``: records with ``index`` (the row), ``score``, ``failed_student_tokens``, ``student_tokens``,
       ``preview`` (else the failure summary's own worst texts are shown).
+
+    Raises:
+        InputTypeError: ``summary`` is neither a summary object nor a dict.
     """
-    data = summary.to_dict() if hasattr(summary, "to_dict") else dict(summary)
+    data = _summary_data(summary)
     head = " → ".join(_e(data[k]) for k in ("teacher", "student") if data.get(k))
     facts = []
     for key, label in (("engine", "engine"), ("texts", "texts"), ("characters", "characters")):
@@ -735,7 +856,7 @@ def corpus_summary_html(summary: Any) -> str:
         parts.append(f"<h4>group shapes</h4><table class='ctkd-shapes'>{body}</table>")
     failures = data.get("failures")
     if failures is not None:
-        failures = failures.to_dict() if hasattr(failures, "to_dict") else dict(failures)
+        failures = _summary_data(failures, "summary['failures']")
         if data.get("worst_texts"):
             failures.pop("worst_texts", None)  # the corpus's own (row-numbered) worst texts follow
         parts.append(_failure_body(failures, 4))
@@ -745,10 +866,32 @@ def corpus_summary_html(summary: Any) -> str:
 
 def histogram(values: Iterable[float], bins: int = 20, low: float = 0.0, high: float = 1.0) -> dict:
     """``{"edges": [...], "counts": [...]}`` of ``values`` in ``bins`` equal bins over ``[low, high]`` (NaN and
-    ``None`` skipped; the last bin includes ``high``), the form :func:`corpus_summary_html` draws."""
+    ``None`` skipped; the last bin includes ``high``), the form :func:`corpus_summary_html` draws.
+
+    Raises:
+        InputError: ``bins`` < 1, ``low`` ≥ ``high``, or values that are not numbers (an :class:`InputTypeError`
+            for arguments of the wrong type).
+    """
     import numpy as np
 
-    array = np.asarray([v for v in values if v is not None], dtype=float)
+    from .errors import InputError, InputTypeError
+
+    if isinstance(bins, bool) or not isinstance(bins, int):
+        raise InputTypeError(f"bins must be an int ≥ 1, not {type(bins).__name__}")
+    if bins < 1:
+        raise InputError(f"bins must be ≥ 1, got {bins}")
+    for name, bound in (("low", low), ("high", high)):
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
+            raise InputTypeError(f"{name} must be a finite number, not {bound!r}")
+    if low >= high:
+        raise InputError(f"low must be below high, got low={low}, high={high}")
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise InputTypeError(f"values must be an iterable of numbers, not {type(values).__name__}")
+    try:
+        array = np.asarray([v for v in values if v is not None], dtype=float)
+    except (TypeError, ValueError):
+        raise InputError("values must be numbers (None is skipped)") from None
+
     array = array[~np.isnan(array)]
     counts, edges = np.histogram(array, bins=bins, range=(low, high))
     return {"edges": edges.tolist(), "counts": counts.tolist()}

@@ -27,6 +27,7 @@ import contextlib
 import contextvars
 import html as _html
 import io
+import os
 import queue
 import threading
 import time
@@ -76,6 +77,21 @@ def _message(exc: BaseException) -> str:
         return str(exc)
     return (f"unexpected error ({type(exc).__name__}): {exc}. This is a bug in ctkd-inspect or in a tokenizer file; "
             "please report it with the inputs that caused it")
+
+
+def _check_arguments(**checks: tuple[Any, Any, str]) -> None:
+    """Refuse constructor arguments of the wrong type or value (the public API's contract: a message naming the
+    argument). Each check is ``(value, kinds or a predicate, what it must be)``."""
+    from .errors import InputError, InputTypeError
+
+    for name, (value, expected, what) in checks.items():
+        if isinstance(expected, (type, tuple)):
+            if isinstance(value, bool) and bool not in (expected if isinstance(expected, tuple) else (expected,)):
+                raise InputTypeError(f"{name} must be {what}, not bool")
+            if not isinstance(value, expected):
+                raise InputTypeError(f"{name} must be {what}, not {type(value).__name__}")
+        elif not expected(value):
+            raise InputError(f"{name} must be {what}, got {value!r}")
 
 
 def _error_html(message: str) -> str:
@@ -402,6 +418,17 @@ class AlignmentExplorer(widgets.VBox):
                  align_now: bool = True, max_groups: int = 80, background: bool | None = None):
         from .engines import engine_names
 
+        _check_arguments(
+            teacher=(teacher, str, "a tokenizer name (str)"), student=(student, str, "a tokenizer name (str)"),
+            text=(text, str, "a str"), engine=(engine, str, "an engine name (str)"),
+            options=(options, (dict, type(None)), "a dict of option values or None"),
+            compare=(compare, lambda v: v in (None, "engine", "teacher"), "None, 'engine' or 'teacher'"),
+            other_engine=(other_engine, str, "an engine name (str)"),
+            other_teacher=(other_teacher, str, "a tokenizer name (str)"), auto=(auto, bool, "True or False"),
+            delay=(delay, (int, float), "a number of seconds ≥ 0"),
+            align_now=(align_now, bool, "True or False"), max_groups=(max_groups, int, "an int ≥ 0"),
+            background=(background, (bool, type(None)), "True, False or None"))
+        _check_arguments(delay=(delay, lambda v: v >= 0, "≥ 0"), max_groups=(max_groups, lambda v: v >= 0, "≥ 0"))
         self.auto = auto
         self.max_groups = max_groups
         self.result = None
@@ -692,6 +719,10 @@ def _summary_dict(summary) -> dict:
 def _load_corpus(source, parquet=None, *, max_examples: int, max_worst: int) -> _Corpus:
     from .alignment import Alignment
 
+    if parquet is not None and not isinstance(parquet, (str, os.PathLike)):
+        from .errors import InputTypeError
+
+        raise InputTypeError(f"parquet must be the path of the run's Parquet file, not {type(parquet).__name__}")
     parquet = Path(parquet).expanduser() if parquet is not None else None
     if parquet is not None and not parquet.exists():
         raise InputError(f"no Parquet file at {str(parquet)!r}: give the output file of the corpus run")
@@ -859,6 +890,11 @@ class CorpusReportWidget(widgets.VBox):
 
     def __init__(self, source, *, parquet=None, max_examples: int = 8, max_worst: int = 10, load_now: bool = True,
                  background: bool | None = None):
+        _check_arguments(max_examples=(max_examples, int, "an int ≥ 0"), max_worst=(max_worst, int, "an int ≥ 0"),
+                         load_now=(load_now, bool, "True or False"),
+                         background=(background, (bool, type(None)), "True, False or None"))
+        _check_arguments(max_examples=(max_examples, lambda v: v >= 0, "≥ 0"),
+                         max_worst=(max_worst, lambda v: v >= 0, "≥ 0"))
         self.summary: dict | None = None
         self.opened: int | None = None
         self.error_message = ""
@@ -1005,6 +1041,11 @@ class VocabMappingBrowser(widgets.VBox):
 
     def __init__(self, teacher: str = "llama3", student: str = "gemma2", *, k: int = 10, query: str = "",
                  load_now: bool = True, background: bool | None = None):
+        _check_arguments(teacher=(teacher, str, "a tokenizer name (str)"),
+                         student=(student, str, "a tokenizer name (str)"), k=(k, int, "an int ≥ 1"),
+                         query=(query, str, "a str"), load_now=(load_now, bool, "True or False"),
+                         background=(background, (bool, type(None)), "True, False or None"))
+        _check_arguments(k=(k, lambda v: v >= 1, "≥ 1"))
         aliases = _alias_names()
         self.lookup = None
         self.result = None

@@ -229,3 +229,32 @@ def test_corpus_and_failure_summaries(corpus):
     assert not references(markup)  # the corpus texts may mention URLs; the page fetches nothing
     kinds = {a["data-kind"] for tag, a in page.elements if tag == "tr" and "data-kind" in a}
     assert kinds and kinds <= set(__import__("ctkd_inspect.failures").failures.KINDS)
+
+
+@pytest.mark.parametrize(("call", "argument"), [
+    (lambda a: views.alignment_html("not an alignment"), "alignment"),
+    (lambda a: views.alignment_html(a, max_groups=-1), "max_groups"),
+    (lambda a: views.alignment_html(a, max_cells="all"), "max_cells"),
+    (lambda a: views.ribbon_html(a, "both"), "side"),
+    (lambda a: views.group_table_html(a, max_groups=True), "max_groups"),
+    (lambda a: views.metrics_html(a.to_dict()), "alignment"),
+    (lambda a: views.diff_html(a, "b"), "b"),
+    (lambda a: views.diff_html(a, a, diff={"agree": 1}), "diff"),
+    (lambda a: views.diff_html(a, ctkd_inspect.align("llama3", "gemma2", README_TEXT, engine="mined"),
+                               diff=ctkd_inspect.diff(a, a)), "diff"),
+    (lambda a: views.diff_summary_html(a), "diff"),
+    (lambda a: views.vocab_mapping_html({"teacher_to_student": []}), "mapping"),
+    (lambda a: views.vocab_diff_html(None), "diff"),
+    (lambda a: views.lookup_html("the"), "result"),
+    (lambda a: views.corpus_summary_html(["texts", 3]), "summary"),
+    (lambda a: views.failure_summary_html({}, max_examples=-2), "max_examples"),
+    (lambda a: views.histogram([0.5], bins=0), "bins"),
+    (lambda a: views.histogram([0.5], low=1.0, high=0.0), "low"),
+    (lambda a: views.histogram("0.5"), "values"),
+    (lambda a: views.document(b"<p>", "page"), "body"),
+])
+def test_wrong_arguments_name_themselves(readme_alignment, call, argument):
+    from ctkd_inspect.errors import InputError
+
+    with pytest.raises(InputError, match=rf"\b{argument}\b"):
+        call(readme_alignment)

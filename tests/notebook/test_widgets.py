@@ -368,3 +368,28 @@ def test_widgets_stay_out_of_the_core_and_name_their_extra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "ipywidgets" in out.stdout and 'pip install -e ".[notebook]"' in out.stdout
+
+
+@pytest.mark.parametrize(("make", "argument"), [
+    (lambda: AlignmentExplorer(teacher=3), "teacher"),
+    (lambda: AlignmentExplorer(text=None), "text"),
+    (lambda: AlignmentExplorer(engine=["span"]), "engine"),
+    (lambda: AlignmentExplorer(options="mode=reference"), "options"),
+    (lambda: AlignmentExplorer(compare="both"), "compare"),
+    (lambda: AlignmentExplorer(delay=-1), "delay"),
+    (lambda: AlignmentExplorer(max_groups=1.5), "max_groups"),
+    (lambda: AlignmentExplorer(background="yes"), "background"),
+    (lambda: CorpusReportWidget("run.parquet", max_worst=-1), "max_worst"),
+    (lambda: VocabMappingBrowser(k=0), "k"),
+    (lambda: VocabMappingBrowser(query=5), "query"),
+])
+def test_wrong_constructor_arguments_name_themselves(make, argument):
+    from ctkd_inspect.errors import InputError
+
+    with pytest.raises(InputError, match=rf"\b{argument}\b"):
+        make()
+
+
+def test_a_bad_parquet_argument_is_a_message_in_the_report(tmp_path):
+    report = CorpusReportWidget(str(tmp_path / "summary.json"), parquet=7)
+    assert "parquet must be the path" in report.error_message
