@@ -68,8 +68,9 @@ def run_cli(*args: str):
     """``ctkd-inspect ARGS`` in this process (click's runner); the result has exit_code, stdout and stderr."""
     from click.testing import CliRunner
 
-    from ctkd_inspect.cli import main
+    from ctkd_inspect.cli import common, main
 
+    common._QUIET = False  # --quiet of an earlier in-process run must not silence this one
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
