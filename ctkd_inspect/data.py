@@ -258,9 +258,18 @@ class TextReader:
         return open(self.path, "rb")  # the callers' with-blocks close it
 
     def _starts_with_array(self) -> bool:
-        with self._open() as handle:
-            head = handle.read(4096).lstrip()
+        try:
+            with self._open() as handle:
+                head = handle.read(4096).lstrip()
+        except (OSError, EOFError) as exc:
+            raise self._unreadable(exc) from None
         return head.startswith(b"[")
+
+    def _unreadable(self, exc: BaseException) -> InputError:
+        """A file that cannot be read as it claims to be (a damaged or mislabelled ``.gz``, an I/O error)."""
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return InputError(f"{self.option} {self.path}: cannot be read ({reason}); check that the file is complete "
+                          "and of the type its name says")
 
     # -- iteration ----------------------------------------------------------------------------------------
 
@@ -271,6 +280,14 @@ class TextReader:
                 yield record.text
         finally:
             records.close()
+
+    def _guarded(self, source: Iterator[TextRecord]) -> Iterator[TextRecord]:
+        try:
+            yield from source
+        except (OSError, EOFError) as exc:  # gzip raises BadGzipFile (an OSError) or EOFError for damaged files
+            raise self._unreadable(exc) from None
+        finally:
+            source.close()
 
     def records(self) -> Iterator[TextRecord]:
         """The texts as :class:`TextRecord` objects (with their line or row numbers and, with prompt/response
@@ -283,6 +300,7 @@ class TextReader:
         source = {"jsonl": self._jsonl, "json": self._json_array, "text": self._text_lines,
                   "parquet": self._parquet, "dataset": self._dataset}[self.format]()
         limit = self.max_text_bytes
+        source = self._guarded(source)
         try:
             for record in source:
                 text = record.text

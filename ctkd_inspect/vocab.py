@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -347,8 +348,10 @@ class VocabMapping:
                            target[s2t], distance[s2t], meta.get("info", {}))
         except FileNotFoundError:
             raise InputError(f"no such mapping file: {path}") from None
-        except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
-            raise InputError(f"{path} is not a vocabulary mapping written by ctkd-inspect ({exc})") from None
+        except (OSError, ValueError, KeyError, TypeError, ImportError, EOFError, AttributeError, IndexError,
+                zipfile.BadZipFile) as exc:  # an empty, truncated or foreign file
+            raise InputError(f"{path} is not a vocabulary mapping written by ctkd-inspect ({type(exc).__name__}: "
+                             f"{str(exc)[:200]})") from None
         raise InputError(f"unsupported mapping file type {path.suffix!r}: use .json, .npz or .parquet")
 
     @classmethod

@@ -191,9 +191,11 @@ def _check_mapping_fits(mapping, teacher_tokenizer, student_tokenizer) -> None:
     # a Vocabulary spans ids 0 … largest id (see ctkd_inspect.vocab.vocabulary)
     sizes = tuple(max(tok.get_vocab().values()) + 1 for tok in (teacher_tokenizer, student_tokenizer))
     if (len(mapping.teacher_to_student), len(mapping.student_to_teacher)) != sizes:
-        raise EngineError(f"the vocabulary mapping maps {mapping.teacher} ({len(mapping.teacher_to_student):,} ids) "
-                          f"to {mapping.student} ({len(mapping.student_to_teacher):,} ids), not these tokenizers "
-                          f"({sizes[0]:,} and {sizes[1]:,} ids)")
+        raise EngineError(f"the vocabulary mapping (vocab_mapping / --vocab-mapping) maps {mapping.teacher} "
+                          f"({len(mapping.teacher_to_student):,} ids) to {mapping.student} "
+                          f"({len(mapping.student_to_teacher):,} ids), not these tokenizers ({sizes[0]:,} and "
+                          f"{sizes[1]:,} ids); make one for this pair with `ctkd-inspect vocab TEACHER STUDENT --out "
+                          "FILE`")
 
 
 CHUNKING_OPTION = EngineOption(

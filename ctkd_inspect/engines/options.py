@@ -23,6 +23,14 @@ from ..errors import EngineError
 __all__ = ["MODEL_OPTIONS", "SIGNALS", "EngineOption", "OptionError", "options_of", "parse_options",
            "unknown_option_message", "validate_options"]
 
+def _model_name(value: str) -> str:
+    """``teacher_model`` / ``student_model``: a non-empty name (what it names is resolved when the model loads)."""
+    if not value.strip():
+        raise ValueError("give a model alias (gemma3, smollm2), a .gguf file, a folder or a hub id (got an empty "
+                         "name)")
+    return value
+
+
 #: Model-derived signals an engine can ask for (see :mod:`ctkd_inspect.signals`): per-token entropy, top-k
 #: predictions, final hidden states, input embeddings, and a cross-model attention matrix.
 SIGNALS = ("entropy", "topk", "hidden_states", "embeddings", "attention")
@@ -132,7 +140,7 @@ class EngineOption:
         if self.convert is not None:
             try:
                 checked = self.convert(checked)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:  # a value of a type ``convert`` cannot take is refused too
                 raise OptionError(f"{label}: {exc}", self, value) from None
         return checked
 
@@ -201,8 +209,10 @@ def _number(value: float) -> str:
 #: Options every engine that uses model signals accepts (the models themselves, and how many predictions to keep).
 MODEL_OPTIONS: tuple[EngineOption, ...] = (
     EngineOption("teacher_model", str, None, "Teacher causal LM for the model signals: an alias (gemma3, smollm2), a "
-                 ".gguf, a folder or a hub id. Default: the model the teacher alias names", metavar="MODEL"),
-    EngineOption("student_model", str, None, "Student causal LM, as teacher_model", metavar="MODEL"),
+                 ".gguf, a folder or a hub id. Default: the model the teacher alias names", metavar="MODEL",
+                 convert=_model_name),
+    EngineOption("student_model", str, None, "Student causal LM, as teacher_model", metavar="MODEL",
+                 convert=_model_name),
     EngineOption("top_k", int, 100, "Predictions kept per position in the model signals", minimum=1),
 )
 

@@ -184,8 +184,9 @@ def _anchors(teacher: Tokenization, student: Tokenization) -> tuple[np.ndarray, 
 
 def _texts(value):
     """``anchor_texts`` option: a list of strings."""
-    if isinstance(value, str) or not all(isinstance(t, str) for t in value):
-        raise ValueError("give a list of texts (strings)")
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not all(isinstance(t, str)
+                                                                                    for t in value):
+        raise ValueError(f"give a list of texts (strings), got {type(value).__name__}")
     return list(value)
 
 
