@@ -500,9 +500,13 @@ class FailureSummary:
                 self.characters_by_kind[kind] += failure.end - failure.start
                 self._offer(kind, _priority(self.seed, index, failure.group, kind), example)
         self.student_tokens_failed += failed_tokens
+        # positions run on across both sides: a teacher and a student special of one text never share one
+        # (equal positions gave equal heap keys, and the heap then compared the example dicts)
+        position = -1
         for side, records in unpaired_specials(alignment).items():
             self.unpaired_specials[side] += len(records)
-            for position, (name, start, end) in enumerate(records):
+            for name, start, end in records:
+                position += 1
                 example = {"text_index": index, "group": -1, "position": position, "side": side, "token": name,
                            "start": start, "end": end, "text": alignment.text[start:end], "teacher": [],
                            "student": [], "teacher_pieces": [name] if side == "teacher" else [],

@@ -161,3 +161,18 @@ def test_bad_batches_are_refused():
         align_batch({"text": ["x"]}, {"teacher": "llama3"})
     empty = align_batch(pa.table({"text": pa.array([], pa.string())}), CorpusSpec("llama3", "gemma2"))
     assert empty.num_rows == 0
+
+
+def test_special_tokens_only_each_side_parses_survive_the_summary_round_trip():
+    """Typed special-token text that only Llama 3 parses ("<|eot_id|>") and text only Gemma 2 parses ("<eos>") in
+    one text: both are unpaired specials of that text, kept as two examples through JSON and merges."""
+    text = 'if t == "<|eot_id|>" || t == "<eos>"'
+    spec = CorpusSpec("llama3", "gemma2", max_examples=50)  # room for every example
+    out = align_batch(pa.table({"text": [text, text], "index": [7, 8]}), spec)
+    summary = CorpusSummary.from_dict(_summary(out))
+    examples = [e for e in summary.to_dict()["failures"]["examples"]["special"] if e["group"] < 0]
+    assert sorted((e["text_index"], e["side"], e["token"]) for e in examples) == [
+        (7, "student", "<eos>"), (7, "teacher", "<|eot_id|>"), (8, "student", "<eos>"), (8, "teacher", "<|eot_id|>")]
+    assert summary.failures.unpaired_specials == {"teacher": 2, "student": 2}
+    again = CorpusSummary.from_dict(json.loads(summary.to_json())).merge(CorpusSummary.from_dict(_summary(out)))
+    assert again.failures.unpaired_specials == {"teacher": 4, "student": 4}
