@@ -106,9 +106,9 @@ class DistillConfig:
         "learning_rate."))
     weight_decay: float = field(default=0.0, metadata=_doc(
         "AdamW weight decay (not applied to biases and norm weights)."))
-    adam_beta1: float = field(default=0.9, metadata=_doc("AdamW beta1."))
-    adam_beta2: float = field(default=0.999, metadata=_doc("AdamW beta2."))
-    adam_epsilon: float = field(default=1e-8, metadata=_doc("AdamW epsilon."))
+    adam_beta1: float = field(default=0.9, metadata=_doc("AdamW's decay rate of the gradient average (beta1)."))
+    adam_beta2: float = field(default=0.999, metadata=_doc("AdamW's decay rate of the squared-gradient average (beta2)."))
+    adam_epsilon: float = field(default=1e-8, metadata=_doc("AdamW's epsilon, added to the denominator for stability."))
     lr_scheduler: str = field(default="linear", metadata=_doc(
         "Learning-rate schedule after the warm-up: linear (to 0 at max_steps), cosine, or constant."))
     warmup_steps: int = field(default=0, metadata=_doc("Steps of linear warm-up from 0 to the learning rate."))
@@ -125,9 +125,9 @@ class DistillConfig:
     # -- LoRA ---------------------------------------------------------------------------------------------------
     lora: bool = field(default=False, metadata=_doc(
         "Train LoRA adapters (peft) on the student instead of all its weights."))
-    lora_r: int = field(default=8, metadata=_doc("LoRA rank."))
+    lora_r: int = field(default=8, metadata=_doc("Rank of the LoRA adapters."))
     lora_alpha: int = field(default=16, metadata=_doc("LoRA alpha (scaling alpha/r)."))
-    lora_dropout: float = field(default=0.05, metadata=_doc("LoRA dropout."))
+    lora_dropout: float = field(default=0.05, metadata=_doc("Dropout on the input of the LoRA adapters."))
     lora_target_modules: list | str = field(default="all-linear", metadata=_doc(
         "Modules that get adapters: all-linear, or a list of module names (e.g. [q_proj, v_proj])."))
 
