@@ -50,14 +50,19 @@ def test_other_major_versions_are_refused(result):
 
 
 def test_metrics_by_hand(result):
+    """The README's metrics panel for this text, worked out from its group table (see the README): 16 groups, of
+    which 12 are exact 1:1 (The, ␣café, ␣costs, ␣, 3, ., €, ␣—, :, ␣x, +=, 1), two 1:n (50 | 5 0, ⇥code | ⇥ code),
+    one n:1 (␣naï ve | ␣naïve) and one n:m (the llama emoji); 19 non-special tokens a side (20 with BOS); the
+    exact groups cover 3+5+6+1+1+1+1+2+1+2+2+1 = 26 of the 41 characters."""
     m = result.metrics
-    exact = [g for g in result.group_dicts() if g["exact"]]
-    assert m["exact_groups"] == len(exact)
-    assert m["alignment_rate"] == pytest.approx(len(exact) / (len(result.student) - 1))  # minus <bos>
-    assert sum(m["shapes"].values()) == m["groups"] == len(result.groups)
-    chars = sum(g["end"] - g["start"] for g in result.group_dicts() if g["shape"] == "1:1")
-    assert m["text_coverage_1to1"] == pytest.approx(chars / len(TEXT))
+    assert m["groups"] == 16 and m["exact_groups"] == 12
+    assert m["shapes"] == {"1:1": 12, "1:n": 2, "n:1": 1, "n:m": 1, "unmatched": 0}
+    assert m["alignment_rate"] == pytest.approx(12 / 19) and round(m["alignment_rate"], 3) == 0.632  # README: 63.2%
+    assert m["text_coverage_1to1"] == pytest.approx(26 / 41) == m["text_coverage_exact"]  # README: 63.4%
+    assert m["fertility"] == 1.0 and m["max_group_tokens"] == 5
+    assert m["tokens"] == {"teacher": {"all": 20, "non_special": 19}, "student": {"all": 20, "non_special": 19}}
     assert m["unmatched"]["teacher"] == {"special": 1, "zero-width": 0, "no-partner": 0}
+    assert m["unmatched"]["student"] == {"special": 1, "zero-width": 0, "no-partner": 0}
 
 
 def test_covered_characters_counts_overlaps_once():

@@ -37,7 +37,26 @@ def test_statuses():
     assert statuses == ["special", "exact", "unmatched", "exact"]  # BERT has no token for the newlines
 
 
+# The README's group table for its example (llama3 → gemma2): shape, teacher pieces, student pieces, characters
+README_TEXT = "The café costs 3.50€ 🦙 — naïve\tcode: x+=1"
+README_TABLE = [
+    ("1:1", ["The"], ["The"], 0, 3), ("1:1", [" café"], [" café"], 3, 8), ("1:1", [" costs"], [" costs"], 8, 14),
+    ("1:1", [" "], [" "], 14, 15), ("1:1", ["3"], ["3"], 15, 16), ("1:1", ["."], ["."], 16, 17),
+    ("1:n", ["50"], ["5", "0"], 17, 19), ("1:1", ["€"], ["€"], 19, 20),
+    ("n:m", [" <0xF0><0x9F>", "<0xA6>", "<0x99>"], [" ", "🦙"], 20, 22), ("1:1", [" —"], [" —"], 22, 24),
+    ("n:1", [" naï", "ve"], [" naïve"], 24, 30), ("1:n", ["\tcode"], ["\t", "code"], 30, 35),
+    ("1:1", [":"], [":"], 35, 36), ("1:1", [" x"], [" x"], 36, 38), ("1:1", ["+="], ["+="], 38, 40),
+    ("1:1", ["1"], ["1"], 40, 41),
+]
+
+
 def test_visible_and_group_rows():
     assert visible(" \n\t\x00\x1b") == "␣⏎⇥␀\\x1b"
-    rows = group_rows(align("llama3", "gemma2", "naïve"), limit=1)
-    assert len(rows) == 1 and rows[0]["shape"] in ("1:1", "n:1", "1:n", "n:m")
+    rows = group_rows(align("llama3", "gemma2", README_TEXT))
+    assert [(r["shape"], r["teacher"], r["student"], r["start"], r["end"]) for r in rows] == README_TABLE
+    assert [r["status"] for r in rows] == ["aligned" if shape != "1:1" else "exact" for shape, *_ in README_TABLE]
+    assert group_rows(align("llama3", "gemma2", README_TEXT), limit=3) == rows[:3]
+    # "naïve" alone: na | ï | ve on both sides (Llama 3's "Ã¯" is the byte-level spelling of ï)
+    naive = group_rows(align("llama3", "gemma2", "naïve"), limit=1)
+    assert [(r["shape"], r["teacher"], r["student"], r["start"], r["end"]) for r in naive] == [
+        ("1:1", ["na"], ["na"], 0, 2)]

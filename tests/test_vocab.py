@@ -92,6 +92,18 @@ def test_canonical_exact_overlap_llama3_gemma2_is_tokenkits_figure(tok):
     assert reference.coverage()["teacher"]["exact"] < 85_699  # marker replacement misses byte-level spellings
 
 
+def test_fusellm_marker_replacement_finds_the_readmes_65728(tok):
+    """The README's figure for FuseLLM's rule (reference mode): a Llama 3 token counts when its raw string with
+    "Ġ" replaced by "▁" is a Gemma 2 vocabulary string. Counted here with plain Python over the two vocabularies
+    (the 128,000 regular Llama 3 ids; the reserved special tokens above them never match) and pinned to 65,728."""
+    gemma = set(tok("gemma2").get_vocab())
+    by_hand = sum(1 for token, i in tok("llama3").get_vocab().items() if i < 128_000
+                  and token.replace("Ġ", "▁") in gemma)
+    assert by_hand == 65_728
+    reference = exact_mapping(vocabulary(tok("llama3")), vocabulary(tok("gemma2")), "reference")
+    assert reference.coverage()["teacher"]["exact"] == by_hand
+
+
 def test_canonical_bytes_across_schemes():
     assert canonical_bytes("Ġthe", "byte-level") == canonical_bytes("▁the", "sentencepiece") == b" the"
     assert canonical_bytes("the", "wordpiece") == b" the" and canonical_bytes("##ing", "wordpiece") == b"ing"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctkd_inspect import align
+from ctkd_inspect.api import tokenize_pair
 from ctkd_inspect.engines.dtw import CdmEngine, MinedEngine, canonical_string, cdm_reference_string
 from ctkd_inspect.engines.dtw_core import (
     cdm_entropy_factors,
@@ -342,7 +341,26 @@ def test_unknown_mode_and_options():
 
 
 def test_reference_cdm_decodes_with_the_tokenizer_when_given(tok):
-    result = align("llama3", "gemma2", "naïve café", engine="cdm", mode="reference",
-                   teacher_entropy=np.arange(5.0), student_entropy=np.arange(5.0))
-    assert result.metrics["sequence_alignment_rate"] is not None
-    assert list(itertools.chain.from_iterable(g.teacher for g in result.groups)) == [1, 2, 3, 4]
+    """CDM decodes each token alone with its tokenizer (``convert_tokens_to_string``); without the tokenizer the
+    same rules apply to the token's bytes. They differ on WordPiece continuations: BERT's tokenizer keeps "##" on
+    a lone "##ama", the byte rules do not.
+
+    "llama.cpp": Llama 3 [ll, ama, .cpp], BERT [ll, ##ama, ., cp, ##p]. Entropies 0, 1, 2, … give the factors
+    teacher [3, 4, 5] and student [3, 3, 4, 5, 5] (min-max scaled, int(3 + 3·σ(4e − 2))). Path, by hand: ll–ll,
+    ama–##ama, ama–., .cpp–cp, .cpp–##p. Costs with the tokenizer: 0 + Lev(ama, ##ama)·4·3 + Lev(ama, .)·4·4 +
+    Lev(.cpp, cp)·5·5 + Lev(.cpp, ##p)·5·5 = 0 + 24 + 48 + 50 + 75 = 197, and only "ll" is a 1:1 row with equal
+    strings (1/5); without it "ama" equals "ama": 173 and 2/5."""
+    assert tok("bert").convert_tokens_to_string(["##ama"]) == "##ama"
+    text = "llama.cpp"
+    teacher, student = tokenize_pair("llama3", "bert", text)
+    assert teacher.tokens[1:] == ["ll", "ama", ".cpp"] and student.tokens[1:-1] == ["ll", "##ama", ".", "cp", "##p"]
+    entropy = {"teacher_entropy": np.arange(len(teacher), dtype=float),
+               "student_entropy": np.arange(len(student), dtype=float)}
+    decoded = align("llama3", "bert", text, engine="cdm", mode="reference", **entropy)  # tokenizers at hand
+    by_bytes = align(teacher, student, text, engine="cdm", mode="reference", **entropy)  # Tokenizations only
+    for result in (decoded, by_bytes):
+        assert result.extra["path"] == [[1, 1], [2, 2], [2, 3], [3, 4], [3, 5]]
+        assert result.options["teacher_factors"] == [3, 4, 5]
+        assert result.options["student_factors"] == [3, 3, 4, 5, 5]
+    assert decoded.metrics["path_cost"] == 197 and decoded.metrics["sequence_alignment_rate"] == 1 / 5
+    assert by_bytes.metrics["path_cost"] == 173 and by_bytes.metrics["sequence_alignment_rate"] == 2 / 5
