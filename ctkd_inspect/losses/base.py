@@ -124,8 +124,18 @@ class LossOutput:
 DIVERGENCES = ("forward_kl", "reverse_kl", "skewed_forward_kl", "skewed_reverse_kl", "js")
 
 
-def divergence(kind: str, student_logits: torch.Tensor, teacher_logits: torch.Tensor, *, temperature: float = 1.0,
-               teacher_temperature: float = 1.0, skew: float = 0.1) -> torch.Tensor:
+def _log_mixture(log_p: torch.Tensor, log_q: torch.Tensor, weight: float) -> torch.Tensor:
+    """``log(weight·p + (1 − weight)·q)`` from log-probabilities (a weight of 0 or 1 picks one side)."""
+    if weight <= 0:
+        return log_q
+    if weight >= 1:
+        return log_p
+    return torch.logaddexp(log_p + math.log(weight), log_q + math.log(1 - weight))
+
+
+def divergence(kind: str, student_logits: torch.Tensor | None = None, teacher_logits: torch.Tensor | None = None,
+               *, temperature: float = 1.0, teacher_temperature: float = 1.0, skew: float = 0.1,
+               student_logp: torch.Tensor | None = None, target_logp: torch.Tensor | None = None) -> torch.Tensor:
     """Per-position divergence between a student and a target distribution over the same vocabulary (``(..., V)``
     logits → ``(...)``), as DSKD's ``VariousDivergence`` defines them: both logits divided by ``temperature``, the
     target's also by ``teacher_temperature``; no ``T²`` factor.
@@ -135,42 +145,33 @@ def divergence(kind: str, student_logits: torch.Tensor, teacher_logits: torch.Te
       λ·p_S)`` (λ = ``skew``; DWA-KD uses the latter with 0.1);
     - ``js``: ``½·KL(p_T ‖ m) + ½·KL(p_S ‖ m)``, ``m = (p_T + p_S)/2``.
 
-    Target entries at ``-inf`` (impossible tokens) contribute exactly 0 (``0·log 0 = 0``).
+    ``student_logp`` / ``target_logp`` may be given instead of the logits: the log-probabilities already at the
+    temperature (a loss that needs them elsewhere computes them once). Logits must be finite. Every divergence is
+    one fused ``kl_div`` over the vocabulary (the full-vocabulary passes dominate a loss's cost).
     """
-    s = student_logits.float() / temperature
-    t = teacher_logits.float() / (temperature * teacher_temperature)
-    log_q = torch.log_softmax(s, -1)
-    log_p = torch.log_softmax(t, -1)
-    p, q = log_p.exp(), log_q.exp()
+    from torch.nn import functional
 
-    def xlogy_ratio(weight, log_a, log_b):
-        return torch.where(weight > 0, weight * (log_a - log_b), torch.zeros_like(weight)).sum(-1)
+    log_q = student_logp if student_logp is not None else torch.log_softmax(student_logits.float() / temperature, -1)
+    log_p = target_logp if target_logp is not None else torch.log_softmax(
+        teacher_logits.float() / (temperature * teacher_temperature), -1)
+
+    def kl(log_a, log_b):  # KL(a ‖ b) from log-probabilities
+        return functional.kl_div(log_b, log_a, reduction="none", log_target=True).sum(-1)
 
     if kind == "forward_kl":
-        return xlogy_ratio(p, log_p, log_q)
+        return kl(log_p, log_q)
     if kind == "reverse_kl":
-        return xlogy_ratio(q, log_q, torch.where(p > 0, log_p, torch.full_like(log_p, -1e30)))
+        return kl(log_q, log_p)
+    # mixtures in log space: log(a·p + b·q) = logaddexp(log a + log p, log b + log q), one fused pass instead of
+    # two exponentials, a sum and a logarithm
     if kind == "skewed_forward_kl":
-        mixed = (skew * p + (1 - skew) * q).clamp_min(1e-30).log()
-        return xlogy_ratio(p, log_p, mixed)
+        return kl(log_p, _log_mixture(log_p, log_q, skew))
     if kind == "skewed_reverse_kl":
-        mixed = ((1 - skew) * p + skew * q).clamp_min(1e-30).log()
-        return xlogy_ratio(q, log_q, mixed)
+        return kl(log_q, _log_mixture(log_p, log_q, 1 - skew))
     if kind == "js":
-        m = (0.5 * (p + q)).clamp_min(1e-30).log()
-        return 0.5 * xlogy_ratio(p, log_p, m) + 0.5 * xlogy_ratio(q, log_q, m)
+        m = _log_mixture(log_p, log_q, 0.5)
+        return 0.5 * kl(log_p, m) + 0.5 * kl(log_q, m)
     raise InputError(f"unknown divergence {kind!r}; use one of {', '.join(DIVERGENCES)}")
-
-
-def sparse_kl(target_ids: torch.Tensor, target_logp: torch.Tensor, student_logp: torch.Tensor) -> torch.Tensor:
-    """``KL(p ‖ q)`` for a target given on a few columns: ``target_ids``/``target_logp`` ``(..., K)`` (entries with
-    ``target_logp = -inf`` or id ``-1`` are empty), ``student_logp`` ``(..., V)`` full log-probabilities."""
-    ids = target_ids.clamp_min(0)
-    present = (target_ids >= 0) & torch.isfinite(target_logp)
-    p = torch.where(present, target_logp.exp(), torch.zeros_like(target_logp))
-    log_q = student_logp.gather(-1, ids)
-    return torch.where(present, p * (torch.where(present, target_logp, torch.zeros_like(target_logp)) - log_q),
-                       torch.zeros_like(p)).sum(-1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -292,9 +293,12 @@ class DistillationLoss(nn.Module):
         if not self.check_finite:
             return
         values = tensor.detach()
+        # one reduction instead of an elementwise test of the whole tensor: NaN and ±inf survive a sum (finite
+        # logits cannot overflow one)
+        depth = mask.dim() if mask is not None else 1
+        while values.dim() > depth:
+            values = values.float().sum(-1)
         bad = ~torch.isfinite(values)
-        while bad.dim() > (mask.dim() if mask is not None else 1):
-            bad = bad.any(-1)
         if mask is not None:
             bad = bad & mask.bool()
         if bool(bad.any()):
@@ -345,13 +349,25 @@ def per_example_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum(-1) / count.clamp_min(1)
 
 
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``(B, L)`` next-token cross-entropy at the loss positions (0 elsewhere)."""
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, log_probs: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """``(B, L)`` next-token cross-entropy at the loss positions (0 elsewhere); from ``log_probs`` (the logits'
+    log-softmax) when the caller has them already."""
+    if log_probs is None:
+        from torch.nn import functional
+
+        B, L, V = logits.shape
+        return functional.cross_entropy(logits.float().reshape(B * L, V), labels.reshape(B * L),
+                                        ignore_index=IGNORE_INDEX, reduction="none").view(B, L)
     mask = loss_mask(labels)
-    safe = torch.where(mask, labels, torch.zeros_like(labels))
-    log_probs = torch.log_softmax(logits.float(), -1)
-    nll = -log_probs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+    nll = -log_probs.gather(-1, torch.where(mask, labels, 0).unsqueeze(-1)).squeeze(-1)
     return torch.where(mask, nll, torch.zeros_like(nll))
+
+
+def entropy_from_logp(log_probs: torch.Tensor) -> torch.Tensor:
+    """``−Σ p·log p`` over the last axis, from log-probabilities (no gradient)."""
+    log_probs = log_probs.detach()
+    return -(log_probs.exp() * log_probs).sum(-1)
 
 
 def check_rate(name: str, value: float, low: float = 0.0, high: float = 1.0) -> float:

@@ -55,19 +55,22 @@ from .base import (
     check_positive,
     check_rate,
     cross_entropy,
+    entropy_from_logp,
     loss_mask,
     per_example_mean,
 )
 
 
-def entropy_of(logits: torch.Tensor, reference: bool) -> torch.Tensor:
-    """Per-position entropy (nats, float64) of ``logits`` ``(..., V)``; ``reference``: CDM's ``p + 1e-10``."""
-    log_p = torch.log_softmax(logits.detach().double(), -1)
-    p = log_p.exp()
+def entropy_of(logits: torch.Tensor, reference: bool, log_probs: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-position entropy (nats) of ``logits`` ``(..., V)``, float64. ``reference``: CDM's ``p + 1e-10``, computed
+    in float64; canonical: the exact entropy in the logits' precision (from ``log_probs`` when given)."""
     if reference:
-        p = p + 1e-10
+        log_p = torch.log_softmax(logits.detach().double(), -1)
+        p = log_p.exp() + 1e-10
         return -(p * p.log()).sum(-1)
-    return -(p * log_p).sum(-1)
+    if log_probs is None:
+        log_probs = torch.log_softmax(logits.detach().float(), -1)
+    return entropy_from_logp(log_probs).double()
 
 
 def _expand_ranges(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,9 +112,11 @@ class CDMLoss(DistillationLoss):
 
     # -- the alignment --------------------------------------------------------------------------------------------
 
-    def align(self, batch, student_logits: torch.Tensor, teacher_logits: torch.Tensor):
-        """CDM's groups of every example: ``(rows, paths)`` where ``rows`` describes each group row (see
-        :meth:`_rows`); computed from the models' entropies and the batch's precomputed costs."""
+    def align(self, batch, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+              student_logp: torch.Tensor | None = None):
+        """CDM's DTW paths: ``(live, paths)``, the examples with tokens on both sides and their
+        :class:`~ctkd_inspect.batch.dtw.BatchedPaths`, from the models' entropies (``student_logp``: the student's
+        log-softmax, when already computed) and the batch's precomputed costs."""
         from ..batch.dtw import dtw_paths
         from ..engines.dtw_core import cdm_entropy_factors
 
@@ -119,7 +124,7 @@ class CDMLoss(DistillationLoss):
         t_index, s_index = batch.cdm_teacher_index, batch.cdm_student_index
         nt, ns = batch.cdm_teacher_lengths, batch.cdm_student_lengths
         t_entropy = entropy_of(teacher_logits, reference).gather(1, t_index.clamp_min(0)).cpu().numpy()
-        s_entropy = entropy_of(student_logits, reference).gather(1, s_index.clamp_min(0)).cpu().numpy()
+        s_entropy = entropy_of(student_logits, reference, student_logp).gather(1, s_index.clamp_min(0)).cpu().numpy()
         live = np.flatnonzero((nt > 0) & (ns > 0))
         try:
             f_t = cdm_entropy_factors(t_entropy[live], lengths=nt[live], guard_constant=not reference)
@@ -141,10 +146,11 @@ class CDMLoss(DistillationLoss):
         device = student.logits.device
         self.finite(student.logits, mask, "student logits", "ce")
         self.finite(teacher.logits, loss_mask(batch.teacher_labels), "teacher logits", "kd")
-        ce = per_example_mean(cross_entropy(student.logits, labels), mask)
+        student_logp = torch.log_softmax(student.logits.float(), -1)
+        ce = per_example_mean(cross_entropy(student.logits, labels, student_logp), mask)
         B, Ls, Vs = student.logits.shape
         Lt, Vt = teacher.logits.shape[1:]
-        live, paths = self.align(batch, student.logits, teacher.logits)
+        live, paths = self.align(batch, student.logits, teacher.logits, student_logp)
         kd = torch.zeros(B, device=device)
         n = float(mask.sum())
         counts = {"onehot_fallback_rate": (0.0, n)}

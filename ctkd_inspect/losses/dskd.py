@@ -144,15 +144,20 @@ class DSKDLoss(DistillationLoss):
                                        _dims(teacher_dim or teacher_model, "teacher_dim"))
 
     def kd_terms(self, batch, student, teacher, cma: CMAOutput):
-        """DSKD's per-position pieces: ``(t2s_ce (B, Ls), t2s_kd (B, Ls), s2t_kd (B, Lt), t2s_correct (B, Ls))``."""
+        """DSKD's per-position pieces: ``(t2s_ce (B, Ls), t2s_kd (B, Ls), s2t_kd (B, Lt), t2s_correct (B, Ls),
+        t2s log-probabilities at temperature 1)`` (every full-vocabulary softmax computed once)."""
         labels = batch.student_labels
-        t2s_ce = cross_entropy(cma.t2s_logits, labels)
-        t2s_correct = (cma.t2s_logits.argmax(-1) == labels) & cma.student_mask
-        t2s_kd = divergence(self.objective, student.logits, cma.t2s_logits.detach(), temperature=self.temperature,
-                            teacher_temperature=self.teacher_temperature, skew=self.skew)
-        s2t_kd = divergence("forward_kl", cma.s2t_logits, teacher.logits[..., :cma.s2t_logits.shape[-1]],
-                            temperature=self.temperature)
-        return t2s_ce, t2s_kd, s2t_kd, t2s_correct
+        t2s_logp = torch.log_softmax(cma.t2s_logits, -1)
+        t2s_ce = cross_entropy(cma.t2s_logits, labels, t2s_logp)
+        t2s_correct = (cma.t2s_logits.detach().argmax(-1) == labels) & cma.student_mask
+        T = self.temperature
+        t2s_kd = divergence(self.objective, student_logp=torch.log_softmax(student.logits.float() / T, -1),
+                            target_logp=torch.log_softmax(cma.t2s_logits.detach() / (T * self.teacher_temperature),
+                                                          -1), skew=self.skew)
+        V = cma.s2t_logits.shape[-1]
+        s2t_kd = divergence("forward_kl", student_logp=torch.log_softmax(cma.s2t_logits / T, -1),
+                            target_logp=torch.log_softmax(teacher.logits[..., :V].float() / T, -1))
+        return t2s_ce, t2s_kd, s2t_kd, t2s_correct, t2s_logp
 
     def _checks(self, batch, student, teacher):
         s_mask = loss_mask(batch.student_labels)
@@ -167,7 +172,7 @@ class DSKDLoss(DistillationLoss):
         s_mask, t_mask = self._checks(batch, student, teacher)
         n = s_mask.sum(-1).clamp_min(1).float()
         cma = self.cma(batch, student, teacher)
-        t2s_ce, t2s_kd, s2t_kd, correct = self.kd_terms(batch, student, teacher, cma)
+        t2s_ce, t2s_kd, s2t_kd, correct, _ = self.kd_terms(batch, student, teacher, cma)
         ce = cross_entropy(student.logits, batch.student_labels).sum(-1) / n
         terms = {"ce": ce,
                  "t2s_ce": t2s_ce.sum(-1) / n,

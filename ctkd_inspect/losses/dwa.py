@@ -4,7 +4,7 @@
 **Dual-space weighting** on top of DSKD's cross-model attention (:mod:`ctkd_inspect.losses.dskd`):
 
 - student weights ``w_s,t = H_s,t · n / Σ H_s`` (the student's entropy at its loss positions, detached, rescaled to
-  sum to the number ``n`` of loss positions);
+  sum to the number ``n`` of loss positions; +1e-9 in the denominator, as the code);
 - gate ``g_t = max softmax(t2s logits_t)`` (the projected teacher's peak confidence, at temperature 1);
 - teacher weights ``w_t,u = c_u · n_T / Σ c`` with ``c_u = clamp(1 − H_T,u / log V_T, 0, 1)``;
 - ``KD = CE(t2s) + Σ_t D(p_S, sg(p_t2s))·g_t·w_s,t + Σ_u KL(p_T ‖ p_s2t)·w_t,u`` with ``D`` DWA-KD's skewed reverse KL
@@ -31,8 +31,9 @@ Deviations from the authors' code: the DTW takes the response positions (the cod
 positions, mostly the prompt, and the embeddings of token id 0: ``research/methods.md`` §5.4); std normalisations
 per example (see :mod:`~ctkd_inspect.losses.dskd`); a NaN/inf pair raises an error naming the term instead of
 being skipped silently; the soft band takes the attention rows renormalised over the valid teacher span by the
-shared band kernel (the code adds 1e-9 before renormalising); no KD warm-up and no γ annealing (both off by default
-in the code); examples without a response on a side get no DTW term.
+shared band kernel (the code adds 1e-9 before renormalising); the entropies are exact (the code writes
+``p·log(p + 1e-9)``; they come here from the log-softmax the cross-entropy needs anyway); no KD warm-up and no γ
+annealing (both off by default in the code); examples without a response on a side get no DTW term.
 
 **Statistics:** ``t2s_accuracy``/``top1_accuracy`` (as DSKD), ``gate`` (the mean gate), ``band_outside`` (share of
 cross-cost cells penalised by the band).
@@ -47,7 +48,15 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from .base import LossOutput, check_positive, check_rate, cross_entropy, gather_positions, response_positions
+from .base import (
+    LossOutput,
+    check_positive,
+    check_rate,
+    cross_entropy,
+    entropy_from_logp,
+    gather_positions,
+    response_positions,
+)
 from .dskd import DSKDLoss
 
 
@@ -57,12 +66,6 @@ def normalised_weights(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     m = mask.float()
     v = values.detach().float() * m
     return v * (m.sum(-1, keepdim=True).clamp_min(1.0) / (v.sum(-1, keepdim=True) + 1e-9))
-
-
-def entropy_eps(logits: torch.Tensor) -> torch.Tensor:
-    """DWA-KD's entropy ``−Σ p·log(p + 1e-9)`` of ``softmax(logits)`` (float32), detached."""
-    p = torch.softmax(logits.detach().float(), -1)
-    return -(p * torch.log(p + 1e-9)).sum(-1)
 
 
 class DWALoss(DSKDLoss):
@@ -151,13 +154,15 @@ class DWALoss(DSKDLoss):
         s_mask, t_mask = self._checks(batch, student, teacher)
         n = s_mask.sum(-1).clamp_min(1).float()
         cma = self.cma(batch, student, teacher)
-        t2s_ce, t2s_kd, s2t_kd, correct = self.kd_terms(batch, student, teacher, cma)
-        w_s = normalised_weights(entropy_eps(student.logits), s_mask)
-        certainty = (1.0 - entropy_eps(teacher.logits) / (math.log(teacher.logits.shape[-1]) + 1e-9)).clamp(0, 1)
+        t2s_ce, t2s_kd, s2t_kd, correct, t2s_logp = self.kd_terms(batch, student, teacher, cma)
+        student_logp = torch.log_softmax(student.logits.float(), -1)  # the CE's, reused for the weights
+        w_s = normalised_weights(entropy_from_logp(student_logp), s_mask)
+        teacher_entropy = entropy_from_logp(torch.log_softmax(teacher.logits.detach().float(), -1))
+        certainty = (1.0 - teacher_entropy / (math.log(teacher.logits.shape[-1]) + 1e-9)).clamp(0, 1)
         w_t = normalised_weights(certainty, t_mask)
-        gate = torch.softmax(cma.t2s_logits.detach().float(), -1).max(-1).values * s_mask.float()
+        gate = t2s_logp.detach().max(-1).values.exp() * s_mask.float()  # the peak of softmax(t2s logits)
         hidden, embed, outside = self.dtw_terms(batch, student, teacher, cma.attention)
-        ce = cross_entropy(student.logits, batch.student_labels).sum(-1) / n
+        ce = cross_entropy(student.logits, batch.student_labels, student_logp).sum(-1) / n
         terms = {"ce": ce,
                  "t2s_ce": t2s_ce.sum(-1) / n,
                  "t2s_kd": (t2s_kd * gate * w_s).sum(-1) / n,

@@ -181,26 +181,29 @@ class SeDiLoss(DistillationLoss):
         self.finite(student.logits, mask, "student logits", "ce")
         self.finite(gather_positions(teacher.logits, batch.sedi_query).float(), batch.sedi_query >= 0,
                     "teacher logits", "kl")
-        ce = per_example_mean(cross_entropy(student.logits, labels), mask)
-        P, window_of_row, teacher_entropy, floor, covered = self.targets(batch, student.logits, teacher.logits)
-        written = P > 0
-        has_target = written.any(-1) & mask
-        row_window = window_of_row.clamp_min(0)
         z_s = student.logits.float()
+        student_logp = torch.log_softmax(z_s / self.temperature, -1)
+        ce = per_example_mean(cross_entropy(student.logits, labels, student_logp if self.temperature == 1 else None),
+                              mask)
+        P, window_of_row, teacher_entropy, floor, covered = self.targets(batch, student.logits, teacher.logits)
+        best = P.max(-1)  # a row has a pseudo target when some candidate wrote into it
+        has_target = (best.values > 0) & mask
+        row_window = window_of_row.clamp_min(0)
         V = z_s.shape[-1]
         ada = torch.zeros(V, device=z_s.device, dtype=z_s.dtype)
         ada = torch.cat([self.ada[:V], ada[len(self.ada):]]) if len(self.ada) < V else self.ada[:V]
         row_floor = floor.gather(1, row_window) if floor.shape[1] else torch.zeros_like(z_s[..., 0])
-        teacher_part = torch.where(written, P.clamp_min(1e-38).log(), row_floor[..., None])
-        pseudo_logits = teacher_part + ada * z_s.detach()
-        pseudo_logp = torch.log_softmax(pseudo_logits, -1)
-        pseudo_p = pseudo_logp.exp()
-        student_logp = torch.log_softmax(z_s / self.temperature, -1)
-        kl_rows = (pseudo_p * (pseudo_logp - student_logp)).sum(-1)
+        # written columns: the log of their summed probability, which is never below the teacher row's floor;
+        # unwritten ones (log 0 = −inf): the floor
+        teacher_part = torch.log(P).clamp_min(row_floor[..., None])
+        pseudo_logp = torch.log_softmax(teacher_part + ada * z_s.detach(), -1)
+        from torch.nn import functional
+
+        kl_rows = functional.kl_div(student_logp, pseudo_logp, reduction="none", log_target=True).sum(-1)
         onehot = -student_logp.gather(-1, torch.where(mask, labels, 0).unsqueeze(-1)).squeeze(-1)
         kl_pos = torch.where(has_target, kl_rows, onehot)
         kl = per_example_mean(torch.where(mask, kl_pos, torch.zeros_like(kl_pos)), mask)
-        pseudo_entropy = -(pseudo_p * pseudo_logp).sum(-1)
+        pseudo_entropy = -(pseudo_logp.exp() * pseudo_logp).sum(-1)
         t_entropy = teacher_entropy.gather(1, row_window) if teacher_entropy.shape[1] else \
             torch.zeros_like(pseudo_entropy)
         gap = torch.where(has_target, (pseudo_entropy - t_entropy) ** 2, torch.zeros_like(pseudo_entropy))
@@ -209,7 +212,7 @@ class SeDiLoss(DistillationLoss):
         n = float(mask.sum())
         targets = float(has_target.sum())
         fallback = n - targets
-        top1 = torch.where(written, P, -1.0).argmax(-1)
+        top1 = best.indices  # the column with the most teacher probability
         hits = float((has_target & (top1 == labels)).sum())
         counts = {"alignment_rate": (float((batch.span_exact & mask).sum()), n),
                   "topk_mapping_coverage": covered,
