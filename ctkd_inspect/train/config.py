@@ -107,8 +107,10 @@ class DistillConfig:
     weight_decay: float = field(default=0.0, metadata=_doc(
         "AdamW weight decay (not applied to biases and norm weights)."))
     adam_beta1: float = field(default=0.9, metadata=_doc("AdamW's decay rate of the gradient average (beta1)."))
-    adam_beta2: float = field(default=0.999, metadata=_doc("AdamW's decay rate of the squared-gradient average (beta2)."))
-    adam_epsilon: float = field(default=1e-8, metadata=_doc("AdamW's epsilon, added to the denominator for stability."))
+    adam_beta2: float = field(default=0.999, metadata=_doc(
+        "AdamW's decay rate of the squared-gradient average (beta2)."))
+    adam_epsilon: float = field(default=1e-8, metadata=_doc(
+        "AdamW's epsilon, added to the denominator for stability."))
     lr_scheduler: str = field(default="linear", metadata=_doc(
         "Learning-rate schedule after the warm-up: linear (to 0 at max_steps), cosine, or constant."))
     warmup_steps: int = field(default=0, metadata=_doc("Steps of linear warm-up from 0 to the learning rate."))
@@ -146,6 +148,9 @@ class DistillConfig:
     save_total_limit: int | None = field(default=3, metadata=_doc(
         "Keep at most this many checkpoints (the oldest are removed; the newest is never removed); none: keep "
         "all."))
+    save_checkpoints: bool = field(default=True, metadata=_doc(
+        "false: write no checkpoint at all (a throwaway run or a benchmark: it cannot be resumed, and an "
+        "interrupt only stops it)."))
     save_final_model: bool = field(default=True, metadata=_doc(
         "At the end, also write the student (save_pretrained: the adapters with LoRA), its tokenizer and the "
         "loss's parameters to output_dir/final."))
@@ -262,9 +267,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 #: example). The run says when any of them changed.
 RESUME_SAFE_KEYS = frozenset({
     "max_steps", "output_dir", "resume", "overwrite_output_dir", "save_steps", "save_total_limit",
-    "save_final_model", "logging_steps", "log_with", "eval_steps", "eval_generate", "max_new_tokens", "do_sample",
-    "sampling_temperature", "top_p", "cache_dir", "debug_nan_step", "per_device_batch_size",
-    "gradient_accumulation_steps", "mixed_precision", "ddp_find_unused_parameters",
+    "save_final_model", "save_checkpoints", "logging_steps", "log_with", "eval_steps", "eval_generate",
+    "max_new_tokens", "do_sample", "sampling_temperature", "top_p", "cache_dir", "debug_nan_step",
+    "per_device_batch_size", "gradient_accumulation_steps", "mixed_precision", "ddp_find_unused_parameters",
 })
 
 

@@ -550,10 +550,11 @@ class _Run:
                         self.save_checkpoint()
                         last_save = step
                 if stop:
-                    raise TrainingInterrupted(
-                        f"interrupted after step {step} of {config.max_steps}; its state is saved in "
-                        f"{self.last_checkpoint}: run the same command again to continue (resume: auto)",
-                        step, self.last_checkpoint)
+                    saved = (f"its state is saved in {self.last_checkpoint}: run the same command again to continue "
+                             "(resume: auto)" if config.save_checkpoints else
+                             "no checkpoint was written (save_checkpoints: false)")
+                    raise TrainingInterrupted(f"interrupted after step {step} of {config.max_steps}; {saved}", step,
+                                              self.last_checkpoint)
         if self.heldout_examples and last_eval != self.state.step:
             self.evaluate()
         if last_save != self.state.step:
@@ -568,7 +569,8 @@ class _Run:
                        "evaluations": self.evaluations, "checkpoint": str(self.last_checkpoint),
                        "final_dir": str(final_dir) if final_dir else None, "data": result.data}
             atomic_write_text(self.out / "results.json", json.dumps(summary, indent=1, default=_jsonable))
-        self.say(f"done: {self.state.step} steps; checkpoint {self.last_checkpoint}"
+        self.say(f"done: {self.state.step} steps"
+                 + (f"; checkpoint {self.last_checkpoint}" if self.last_checkpoint else "")
                  + (f"; student in {final_dir}" if final_dir else ""))
         return result
 
@@ -809,10 +811,13 @@ class _Run:
         self._fail(self.state.step, f"the parameters {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} are NaN "
                                     "or infinite after the optimizer step." if bad else None)
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self) -> Path | None:
         """Save the run's state as ``checkpoints/checkpoint-<step>`` (via a partial folder renamed when complete);
-        prune beyond ``save_total_limit``; never saves a state with NaN/inf parameters."""
+        prune beyond ``save_total_limit``; never saves a state with NaN/inf parameters. Nothing with
+        ``save_checkpoints: false``."""
         self._check_parameters()
+        if not self.config.save_checkpoints:
+            return None
         accelerator, step = self.accelerator, self.state.step
         folder = self.out / CHECKPOINTS
         final = folder / f"checkpoint-{step}"
