@@ -31,14 +31,15 @@ from ctkd_inspect.errors import CtkdError
 
 from .activity import Activities
 from .commands import CtkdCommands
-from .screens.align import AlignScreen
-from .screens.diff import DiffScreen
-from .screens.engines import EnginesScreen
-from .screens.failures import FailuresScreen
-from .screens.metrics import MetricsScreen
+from .screens.align import AlignView
+from .screens.base import MainScreen, View
+from .screens.diff import DiffView
+from .screens.engines import EnginesView
+from .screens.failures import FailuresView
+from .screens.metrics import MetricsView
 from .screens.modals import ExportScreen, GroupScreen, HelpScreen, PairScreen, TooSmallScreen
-from .screens.vocab import VocabScreen
-from .session import DEFAULT_TEXT, ReportSource, Session, TextSource
+from .screens.vocab import VocabView
+from .session import DEFAULT_TEXT, Prepared, ReportSource, Session, TextSource, prepare
 from .widgets.chrome import SCREENS
 
 #: The smallest terminal the screens are laid out for; below it the app shows a hint instead.
@@ -70,9 +71,9 @@ class CtkdInspectApp(App):
 
     TITLE = "ctkd-inspect"
     CSS_PATH = "app.tcss"
-    MODES: ClassVar[dict] = {"align": AlignScreen, "engines": EnginesScreen, "diff": DiffScreen,
-                             "metrics": MetricsScreen, "failures": FailuresScreen, "vocab": VocabScreen}
-    DEFAULT_MODE = "align"
+    #: The views (the screens a user moves between), by name, in navigation order.
+    VIEWS: ClassVar[dict] = {"align": AlignView, "engines": EnginesView, "diff": DiffView, "metrics": MetricsView,
+                             "failures": FailuresView, "vocab": VocabView}
     COMMANDS = App.COMMANDS | {CtkdCommands}
     BINDINGS: ClassVar[list] = [
         *(Binding(key, f"show_screen('{mode}')", title, show=False, id=f"screen-{mode}")
@@ -87,6 +88,7 @@ class CtkdInspectApp(App):
     ]
 
     # -- state the screens watch ---------------------------------------------------------------------------------
+    view_name: reactive[str] = reactive("align")  # the view shown
     pair_label: reactive[str] = reactive("")
     activity_tick: reactive[int] = reactive(0)
     alignment = reactive(None, always_update=True)  # the current Alignment, or None
@@ -112,6 +114,7 @@ class CtkdInspectApp(App):
         self.status_message, self.status_is_error = "", False
         self.pair_ready, self.pair_error = False, ""
         self.align_error = ""
+        self.prepared: Prepared | None = None  # the current alignment's rows, cells and failures
         self.current_row: int | None = None  # the data-set row the current text came from
         self._align_generation = 0
         self._align_timer = None
@@ -138,8 +141,15 @@ class CtkdInspectApp(App):
         self.mined_state = "absent"  # absent, computing, ready, failed
         self.mined_error = ""
         self._too_small = False
+        self._views: dict[str, View] = {}
+        self._warming: list[str] = []  # views still to be built in the background
+        self.first_paint_at: float | None = None  # time.perf_counter() of the first frame (benchmarks)
 
     # -- start --------------------------------------------------------------------------------------------------
+
+    def get_default_screen(self) -> MainScreen:
+        first = self._views["align"] = AlignView()
+        return MainScreen(first)
 
     def on_mount(self) -> None:
         self._event_loop = asyncio.get_running_loop()
@@ -154,6 +164,60 @@ class CtkdInspectApp(App):
         if self.report_path or self.data_path:
             self.load_dataset()
         self.check_size()
+        self._warming = [name for name in self.VIEWS if name not in self._views]
+        self.call_after_refresh(self._first_frame)
+
+    def _first_frame(self) -> None:
+        import time
+
+        self.first_paint_at = time.perf_counter()
+        self._views["align"].activated()
+        self.set_timer(0.02, self._warm_next)
+
+    async def _warm_next(self) -> None:
+        """Build the next hidden view (one per idle moment after the first frame), so that showing it later is a
+        display toggle: building a view styles and mounts dozens of widgets, too slow for a keypress."""
+        while self._warming and self._warming[0] in self._views:
+            self._warming.pop(0)
+        if not self._warming:
+            return
+        name = self._warming[0]
+        await self._mount_view(name)
+        if name in self._warming:
+            self._warming.remove(name)
+        if self._warming:
+            self.set_timer(0.02, self._warm_next)
+
+    async def _mount_view(self, name: str) -> View:
+        view = self._views.get(name)
+        if view is None:
+            view = self._views[name] = self.VIEWS[name]()
+            view.display = False
+            await self.main.query_one("#views").mount(view)
+        return view
+
+    @property
+    def main(self) -> MainScreen:
+        """The main screen (under any dialog)."""
+        return self.screen_stack[0]
+
+    @property
+    def view(self) -> View:
+        """The view shown."""
+        return self._views[self.view_name]
+
+    def go(self, name: str) -> None:
+        """Show the view ``name`` soon (for callers that cannot await :meth:`show_view`)."""
+        self.call_later(self.show_view, name)
+
+    async def show_view(self, name: str) -> None:
+        """Show the view ``name`` (a key of :data:`VIEWS`), building it first if the background has not yet."""
+        if name not in self.VIEWS:
+            return
+        view = await self._mount_view(name)
+        self.main.query_one("#views").current = view.id
+        self.view_name = name
+        view.activated()
 
     def _post(self, callback, *args) -> None:
         """Run ``callback(*args)`` on the app's thread (from a worker), without waiting for it.
@@ -280,7 +344,7 @@ class CtkdInspectApp(App):
 
         with reporting(self.activities):
             try:
-                result, error = self.session.align(teacher, student, text, engine, options), ""
+                result, error = prepare(self.session.align(teacher, student, text, engine, options)), ""
             except Exception as exc:
                 result, error = None, _message(exc)
         if not get_current_worker().is_cancelled:
@@ -309,19 +373,27 @@ class CtkdInspectApp(App):
         if self.compare_engine or self.compare_teacher:
             self.compute_diff()
 
-    def _show_alignment(self, alignment, *, keep_group: bool, group: int | None = None) -> None:
+    def _show_alignment(self, prepared: Prepared, *, keep_group: bool, group: int | None = None) -> None:
+        alignment = prepared.alignment
         count = len(alignment.table)
         if group is None:
             group = self.group if keep_group else 0
+        self.prepared = prepared
         self.alignment = alignment
         self.group = min(max(group, 0), count - 1) if count else -1
+
+    def failure_of(self, group: int):
+        """Why ``group`` of the current alignment is not an exact pair (a ``GroupFailure``), or ``None``."""
+        if self.prepared is None or self.prepared.alignment is not self.alignment:
+            return None
+        return self.prepared.failure_by_group.get(group)
 
     def is_idle(self) -> bool:
         """No debounce pending, no worker running, nothing in the status line's table."""
         from textual.worker import WorkerState
 
         running = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
-        return self._align_timer is None and not running and not self.activities.busy
+        return self._align_timer is None and not running and not self.activities.busy and not self._warming
 
     # -- groups ---------------------------------------------------------------------------------------------------
 
@@ -478,38 +550,47 @@ class CtkdInspectApp(App):
 
     @work(thread=True, exclusive=True, group="dataset-pass")
     def _dataset_pass_worker(self, source, teacher, student, engine, options) -> None:
-        from ctkd_inspect.failures import FailureSummary
+        # the pass runs in a child process (ctkd_inspect_tui.background): tens of seconds of Python there cost
+        # the interface nothing; this thread only relays its progress
         from ctkd_inspect.progress import reporting, stage
 
+        from .background import run_pass
+
         worker = get_current_worker()
-        summary, shapes = FailureSummary(), Counter()
         total = len(source)
         with reporting(self.activities), stage(f"aligning the {total:,} texts of {source.label}", total=total,
                                                unit="texts") as bar:
-            for index, text in enumerate(source.texts):
-                if worker.is_cancelled:
-                    return
-                try:
-                    alignment = self.session.align(teacher, student, text, engine, options)
-                except Exception:
-                    continue  # a text the engine refuses: it shows its reason when opened
-                source.record(index, alignment)
-                summary.add(alignment, index)
-                shapes.update(alignment.metrics.get("shapes", {}))
-                bar.advance()
-                if index % 500 == 499:
-                    self._post(self._dataset_pass_progress, source, index + 1, total)
-        self._post(self._dataset_pass_done, source, summary, shapes)
+            def progress(done, _total, payload):
+                bar.update(completed=done)
+                self._post(self._dataset_pass_progress, source, done, total, payload)
 
-    def _dataset_pass_progress(self, source, done: int, total: int) -> None:
-        if source is self.dataset:
-            self.dataset_progress = (done, total)
-            self.dataset_tick += 1
+            try:
+                result = run_pass("data_pass", (list(source.texts), teacher, student, engine, options,
+                                                self.session.cache_dir), progress, lambda: worker.is_cancelled)
+            except Exception as exc:
+                self._post(self._dataset_failed, f"aligning {source.label}: {_message(exc)}")
+                return
+        if result is not None:
+            self._post(self._dataset_pass_done, source, *result)
 
-    def _dataset_pass_done(self, source, summary, shapes) -> None:
+    def _dataset_pass_progress(self, source, done: int, total: int, payload) -> None:
         if source is not self.dataset:
             return
-        self.dataset_summary, self.dataset_shapes, self.dataset_progress = summary, shapes, None
+        if payload is not None:
+            first, rates, groups = payload
+            source.rates[first:first + len(rates)] = rates
+            source.groups[first:first + len(groups)] = groups
+        self.dataset_progress = (done, total)
+        self.dataset_tick += 1
+
+    def _dataset_pass_done(self, source, summary, shapes) -> None:
+        from ctkd_inspect.failures import FailureSummary
+
+        if source is not self.dataset:
+            return
+        if isinstance(summary, dict):
+            summary = FailureSummary.from_dict(summary)
+        self.dataset_summary, self.dataset_shapes, self.dataset_progress = summary, Counter(shapes), None
         self.dataset_tick += 1
         self.summary_tick += 1
 
@@ -524,24 +605,23 @@ class CtkdInspectApp(App):
 
     @work(thread=True, exclusive=True, group="report-summary")
     def _report_summary_worker(self, source) -> None:
-        from ctkd_inspect.failures import FailureSummary
+        # in a child process, as the --data pass (see _dataset_pass_worker)
         from ctkd_inspect.progress import reporting, stage
 
+        from .background import run_pass
+
         worker = get_current_worker()
-        summary, shapes = FailureSummary(), Counter()
         with reporting(self.activities), stage(f"failure summary of {source.label}", total=len(source),
                                                unit="texts") as bar:
             try:
-                for index, alignment in source.iter_alignments():
-                    if worker.is_cancelled:
-                        return
-                    summary.add(alignment, index)
-                    shapes.update(alignment.metrics.get("shapes", {}))
-                    bar.advance()
+                result = run_pass("report_summary", (str(source.path),),
+                                  lambda done, total, _payload: bar.update(completed=done, total=total),
+                                  lambda: worker.is_cancelled)
             except Exception as exc:
-                self._post(self._dataset_failed, _message(exc))
+                self._post(self._dataset_failed, f"summarising {source.label}: {_message(exc)}")
                 return
-        self._post(self._dataset_pass_done, source, summary, shapes)
+        if result is not None:
+            self._post(self._dataset_pass_done, source, *result)
 
     def open_row(self, index: int, group: int | None = None) -> None:
         """Open row ``index`` of the data set on the Alignment screen (at ``group`` when given)."""
@@ -557,10 +637,10 @@ class CtkdInspectApp(App):
         with reporting(self.activities):
             try:
                 if source.kind == "report":
-                    result, error = source.alignment(index), ""
+                    result, error = prepare(source.alignment(index)), ""
                 else:
-                    result = source.alignment(index, self.session, self.teacher, self.student, self.engine,
-                                              dict(self.options))
+                    result = prepare(source.alignment(index, self.session, self.teacher, self.student, self.engine,
+                                                      dict(self.options)))
                     error = ""
             except Exception as exc:
                 result, error = None, f"row {index}: {_message(exc)}"
@@ -576,13 +656,13 @@ class CtkdInspectApp(App):
         if self._align_timer is not None:
             self._align_timer.stop()
             self._align_timer = None
-        self.text = result.text
+        self.text = result.alignment.text
         self.current_row = index
         self.align_error = ""
         self.text_version += 1
         self._show_alignment(result, keep_group=False, group=group)
         self.dataset_tick += 1  # a --data row now has its rate
-        self.switch_mode("align")
+        self.go("align")
 
     # -- failures -------------------------------------------------------------------------------------------------
 
@@ -695,9 +775,9 @@ class CtkdInspectApp(App):
 
     # -- app actions ----------------------------------------------------------------------------------------------
 
-    def action_show_screen(self, mode: str) -> None:
-        if mode in self.MODES and not self._too_small:
-            self.switch_mode(mode)
+    async def action_show_screen(self, mode: str) -> None:
+        if not self._too_small:
+            await self.show_view(mode)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -19,7 +19,7 @@ class CtkdCommands(Provider):
 
         app = self.app
         commands: list[tuple[str, Callable[[], object], str]] = [
-            (f"Go to {title}", partial(app.action_show_screen, mode), f"screen {key}") for mode, key, title in SCREENS
+            (f"Go to {title}", partial(app.go, mode), f"screen {key}") for mode, key, title in SCREENS
         ]
         for name in engine_names():
             description = describe_engine(name)["description"]
@@ -42,15 +42,15 @@ class CtkdCommands(Provider):
 
     def _diff_with(self, engine: str) -> None:
         self.app.set_compare(engine, None)
-        self.app.switch_mode("diff")
+        self.app.go("diff")
 
     def _checks(self) -> None:
         self.app.run_checks()
-        self.app.switch_mode("failures")
+        self.app.go("failures")
 
     def _mined(self) -> None:
         self.app.compute_mined()
-        self.app.switch_mode("vocab")
+        self.app.go("vocab")
 
     async def discover(self) -> Hits:
         for title, callback, help_text in self._commands():

@@ -28,6 +28,32 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_TEXT = "The café costs 3.50€ 🦙 — naïve\tcode: x+=1"
 
 
+@dataclass
+class Prepared:
+    """An alignment with everything the screens draw from it, computed in the worker that aligned it, so a long
+    text costs the UI thread nothing: the group table's rows (:func:`ctkd_inspect.render.group_rows`), both
+    ribbons' cells (:func:`ctkd_inspect.render.segments`) and why each group is not exact
+    (:func:`ctkd_inspect.failures.classify_groups`)."""
+
+    alignment: Alignment
+    rows: list[dict]
+    cells: dict[str, list]
+    failures: list
+
+    @property
+    def failure_by_group(self) -> dict[int, object]:
+        return {failure.group: failure for failure in self.failures}
+
+
+def prepare(alignment: Alignment) -> Prepared:
+    """The :class:`Prepared` form of ``alignment``."""
+    from ctkd_inspect.failures import classify_groups
+    from ctkd_inspect.render import group_rows, segments
+
+    return Prepared(alignment, group_rows(alignment), {side: segments(alignment, side) for side in
+                                                       ("teacher", "student")}, classify_groups(alignment))
+
+
 class Session:
     """Loaded tokenizers and the pair's vocabulary tables, shared by every screen (thread-safe).
 

@@ -71,14 +71,23 @@ def group_detail(alignment, group: int, failure=None) -> Text:
         if not indices:
             out.append("  no token\n", "dim italic")
             continue
-        raw = tokens.token_bytes()
         for index in indices:
             out.append(f"  #{index:<4}", "dim")
             out.append(f" id {int(tokens.ids[index]):<7} ")
             out.append(visible(tokens.pieces[index]) or "∅", "bold")
             out.append(f"  {int(tokens.starts[index])}–{int(tokens.ends[index])}", "dim")
-            out.append("  " + raw[index].hex(" ").upper() + "\n", "cyan")
+            out.append("  " + _bytes_of(tokens, index).hex(" ").upper() + "\n", "cyan")
     return out
+
+
+def _bytes_of(tokens, index: int) -> bytes:
+    """The bytes one token stands for (its name for a special token)."""
+    from ctkd_inspect.text import token_bytes
+
+    token = tokens.tokens[index]
+    if tokens.special[index]:
+        return token.encode("utf-8")
+    return token_bytes(token, tokens.scheme, tokens.continuation_prefix)
 
 
 def bar(count: float, largest: float, width: int) -> str:

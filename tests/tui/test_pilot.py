@@ -27,13 +27,13 @@ def _pieces(alignment, side, group):
 
 
 async def test_alignment_screen_moves_through_groups(make_app):
-    from ctkd_inspect_tui.screens.align import AlignScreen
+    from ctkd_inspect_tui.screens.base import MainScreen
     from ctkd_inspect_tui.widgets.ribbon import SELECTED, Ribbon
 
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        assert isinstance(app.screen, AlignScreen)
+        assert isinstance(app.screen, MainScreen) and app.view_name == "align"
         alignment = app.alignment
         assert alignment.text == SAMPLE and alignment.engine == "span"
         assert app.group == 0 and _pieces(alignment, "teacher", 0) == ["The"]
@@ -62,7 +62,7 @@ async def test_alignment_screen_moves_through_groups(make_app):
         await pilot.press("down")
         assert app.group == 1
         await pilot.press("escape")
-        assert isinstance(app.screen, AlignScreen)
+        assert isinstance(app.screen, MainScreen)
 
 
 async def test_typing_realigns_after_a_pause_and_drops_stale_runs(make_app, tui_session, monkeypatch):
@@ -101,7 +101,7 @@ async def test_clicking_a_token_selects_its_group(make_app):
         assert app.group == 6
         nav = plain(app.screen.query_one("#nav"))
         assert await pilot.click("#nav", offset=(nav.index("3 Diff") + 2, 0))  # on the navigation bar
-        assert app.current_mode == "diff"
+        assert app.view_name == "diff"
 
 
 # -- Engines ----------------------------------------------------------------------------------------------------------
@@ -114,11 +114,11 @@ async def test_engine_form_switches_engine_and_refuses_bad_options(make_app):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await pilot.press("2")
-        assert app.current_mode == "engines"
+        assert app.view_name == "engines"
         listing = app.screen.query_one("#engine-list")
         assert [listing.get_option_at_index(i).id for i in range(listing.option_count)] == engine_names()
         await pilot.press("down")  # mined: its form is its declaration's CLI options (mode, vocab_mapping, ...)
-        assert app.screen.shown == "mined"
+        assert app.view.shown == "mined"
         declared = [o.name for o in options_of(engine_class("mined")) if o.cli]
         assert [f.option.name for f in app.screen.query("OptionField")] == declared and "mode" in declared
         app.screen.query_one("#input-mode").value = "reference"
@@ -128,7 +128,7 @@ async def test_engine_form_switches_engine_and_refuses_bad_options(make_app):
         assert app.alignment.engine == "mined" and app.alignment.options["mode"] == "reference"
         # softdtw: a refused value is shown under its field and nothing changes
         await pilot.press("down", "down")
-        assert app.screen.shown == "softdtw"
+        assert app.view.shown == "softdtw"
         app.screen.query_one("#input-gamma").value = "-1"
         app.screen.query_one("#input-band_width").value = "wide"
         await pilot.press("a")
@@ -185,7 +185,7 @@ async def test_a_slow_engine_shows_a_spinner_and_the_ui_keeps_answering(make_app
         assert "aligning with slow" in status and status[0] in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
         assert app.screen.query_one("#status").has_class("-busy")
         await pilot.press("4")  # screens and keys still answer while the engine works
-        assert app.current_mode == "metrics"
+        assert app.view_name == "metrics"
         await pilot.press("1", "down")
         assert app.group == 1
         release.set()
@@ -246,19 +246,19 @@ async def test_metrics_of_a_report_and_opening_its_worst_row(make_app, report_pa
         table = app.screen.query_one("#data-rows")
         assert table.row_count == 40
         worst = int(np.argmin(rates))
-        assert app.screen.row_at_cursor() == worst
+        assert app.view.row_at_cursor() == worst
         overview = plain(app.screen.query_one("#data-overview"))
         assert "40 texts" in overview and f"mean {rates.mean():.1%}" in overview
         await pilot.press("end")
-        assert app.screen.row_at_cursor() == int(np.argsort(rates, kind="stable")[-1])
+        assert app.view.row_at_cursor() == int(np.argsort(rates, kind="stable")[-1])
         await pilot.press("home", "enter")
         await settle(pilot)
-        assert app.current_mode == "align" and app.current_row == worst
+        assert app.view_name == "align" and app.current_row == worst
         assert app.text == report_texts[worst] and app.alignment.text == report_texts[worst]
         assert app.screen.query_one("#editor").text == report_texts[worst]
         assert app.alignment.metrics["alignment_rate"] == pytest.approx(rates[worst])
         await pilot.press("4", "o")  # file order
-        assert app.screen.row_at_cursor() == 0
+        assert app.view.row_at_cursor() == 0
         # the current text's metrics panel shows its rate and shapes
         panel = plain(app.screen.query_one("#metrics-text"))
         assert f"{rates[worst]:.1%}" in panel
@@ -305,7 +305,7 @@ async def test_failures_of_the_text_open_their_group(make_app):
         assert "open" in plain(app.screen.query_one("#failure-detail"))
         await pilot.press("enter")
         await pilot.pause()
-        assert app.current_mode == "align" and app.group == 8
+        assert app.view_name == "align" and app.group == 8
 
 
 async def test_preflight_findings_grouped_by_severity(make_app):
@@ -350,7 +350,7 @@ async def test_failures_of_a_report_open_their_row(make_app, report_path, report
         await settle(pilot)
         wanted = example.data["example"]
         assert app.current_row == wanted["text_index"] and app.text == report_texts[wanted["text_index"]]
-        assert app.group == wanted["group"] and app.current_mode == "align"
+        assert app.group == wanted["group"] and app.view_name == "align"
         await pilot.press("5", "c")  # back to this text's failures
         assert "this text" in str(app.screen.query_one("#failure-tree").root.children[0].label)
 

@@ -8,21 +8,19 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static, TextArea
-
-from ctkd_inspect.render import group_rows, segments
 
 from ..views import SHAPE_STYLE, group_detail, pieces_text, swatch
 from ..widgets.ribbon import Ribbon
 from ..widgets.vtable import Column, VirtualTable
-from .base import BaseScreen
+from .base import View
 
 GROUP_COLUMNS = (Column("#", 5, "right"), Column("shape", 5), Column("teacher"), Column("student"),
                  Column("chars", 9, "right"))
 
 
-class AlignScreen(BaseScreen):
+class AlignView(View):
     """Screen 1: the alignment of the current text."""
 
     MODE = "align"
@@ -50,16 +48,16 @@ class AlignScreen(BaseScreen):
             yield Ribbon(id="student-ribbon")
         with Horizontal(id="group-area"):
             yield VirtualTable(GROUP_COLUMNS, id="groups", empty="no groups")
-            with VerticalScroll(id="detail-pane"):
+            with Vertical(id="detail-pane"):
                 yield Static("", id="detail")
 
     def on_mount(self) -> None:
         self._rows: list[dict] = []
         self._failures: dict[int, object] | None = None
         self._shown = None
-        self.watch(self.app, "alignment", self._alignment_changed)
-        self.watch(self.app, "group", self._group_changed)
-        self.watch(self.app, "text_version", self._text_replaced, init=False)
+        self.watch(self.app, "alignment", lambda value: self.when_active(self._alignment_changed, value))
+        self.watch(self.app, "group", lambda value: self.when_active(self._group_changed, value))
+        self.watch(self.app, "text_version", lambda value: self.when_active(self._text_replaced, value), init=False)
 
     # -- the text ---------------------------------------------------------------------------------------------------
 
@@ -87,14 +85,18 @@ class AlignScreen(BaseScreen):
             message.display = True
             for name in ("teacher", "student"):
                 self.query_one(f"#{name}-label", Static).update("")
-                self.query_one(f"#{name}-ribbon", Ribbon).set_text(Text())
+                self.query_one(f"#{name}-ribbon", Ribbon).clear()
             table.set_rows(0, lambda i: (), empty=app.align_error.split("\n")[0] if app.align_error else "…")
             self.query_one("#detail", Static).update("")
             return
         message.display = False
-        self._rows = group_rows(alignment)
-        self._failures = None
-        self._cells = {side: segments(alignment, side) for side in ("teacher", "student")}
+        prepared = app.prepared
+        if prepared is None or prepared.alignment is not alignment:
+            from ..session import prepare
+
+            prepared = prepare(alignment)
+        self._rows, self._cells = prepared.rows, prepared.cells
+        self._failures = prepared.failure_by_group
         for side in ("teacher", "student"):
             tokens = alignment.teacher if side == "teacher" else alignment.student
             label = Text.assemble((f"{side} ", "dim"), (tokens.name, "bold"),
@@ -122,16 +124,13 @@ class AlignScreen(BaseScreen):
         table = self.query_one("#groups", VirtualTable)
         if group >= 0 and table.cursor != group:
             table.move_to(group, notify=False)
-        self.query_one("#detail", Static).update(group_detail(alignment, group, self._failure_of(group)))
+        # the detail fills its pane (a long group is clipped: Enter shows all of it), so a new group needs no
+        # layout pass over the screen
+        self.query_one("#detail", Static).update(group_detail(alignment, group, self._failure_of(group)),
+                                                 layout=False)
 
     def _failure_of(self, group: int):
-        if group < 0 or self.app.alignment is None:
-            return None
-        if self._failures is None:
-            from ctkd_inspect.failures import classify_groups
-
-            self._failures = {f.group: f for f in classify_groups(self.app.alignment)}
-        return self._failures.get(group)
+        return (self._failures or {}).get(group)
 
     # -- moving through groups --------------------------------------------------------------------------------------
 

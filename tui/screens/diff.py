@@ -16,7 +16,7 @@ from ctkd_inspect.render import diff_rows, diff_segments, segments
 from ..views import diff_figures, pieces_text
 from ..widgets.ribbon import Ribbon
 from ..widgets.vtable import Column, VirtualTable
-from .base import BaseScreen
+from .base import View
 
 DIFF_COLUMNS = (Column("", 2), Column("#", 4, "right"), Column("kind", 6), Column("shape", 5), Column("teacher"),
                 Column("student"), Column("chars", 9, "right"))
@@ -27,7 +27,7 @@ def _label(alignment) -> str:
     return f"{alignment.engine} · {alignment.teacher.name}"
 
 
-class DiffScreen(BaseScreen):
+class DiffView(View):
     """Screen 3: two alignments of the text."""
 
     MODE = "diff"
@@ -52,7 +52,7 @@ class DiffScreen(BaseScreen):
         yield VirtualTable(DIFF_COLUMNS, id="diff-rows", empty="no disagreeing groups")
 
     def on_mount(self) -> None:
-        self.watch(self.app, "diff_tick", self._diff_changed)
+        self.watch(self.app, "diff_tick", lambda value: self.when_active(self._diff_changed, value))
         if self.app.compare_engine:
             self.query_one("#diff-engine", Select).value = self.app.compare_engine
         if self.app.compare_teacher:
@@ -109,7 +109,7 @@ class DiffScreen(BaseScreen):
                                           classes="ribbon-label"))
                     ribbon = Ribbon(classes=f"diff-{which}")
                     ribbon.which_side = (which, side)
-                    ribbon.set_text(_diff_text(alignment, result, which, side))
+                    ribbon.show(diff_segments(alignment, result, which, side), diff=True)
                     widgets.append(ribbon)
             await area.mount_all(widgets)
         else:
@@ -135,20 +135,9 @@ class DiffScreen(BaseScreen):
         if not 0 <= event.row < len(rows):
             return
         row = rows[event.row]
-        a, b, result = app.diff_result
-        from ..widgets.ribbon import ribbon_text
-
         for ribbon in self.query("#diff-ribbons Ribbon"):
-            which, side = ribbon.which_side
-            alignment = a if which == "a" else b
-            selected = row["group"] if which == row["which"] else None
-            ribbon.set_text(ribbon_text(diff_segments(alignment, result, which, side), diff=True, selected=selected))
-
-
-def _diff_text(alignment, result, which: str, side: str) -> Text:
-    from ..widgets.ribbon import ribbon_text
-
-    return ribbon_text(diff_segments(alignment, result, which, side), diff=True)
+            which, _side = ribbon.which_side
+            ribbon.show(ribbon.cells, diff=True, selected=row["group"] if which == row["which"] else None)
 
 
 def _diff_cells(row: dict) -> tuple:

@@ -13,7 +13,7 @@ from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..widgets.form import EngineForm
-from .base import BaseScreen
+from .base import View
 
 
 def _engine_summary(name: str) -> Text:
@@ -41,7 +41,7 @@ def _engine_summary(name: str) -> Text:
     return out
 
 
-class EnginesScreen(BaseScreen):
+class EnginesView(View):
     """Screen 2: engines and their options."""
 
     MODE = "engines"
@@ -70,7 +70,8 @@ class EnginesScreen(BaseScreen):
         listing = self.query_one("#engine-list", OptionList)
         names = [listing.get_option_at_index(i).id for i in range(listing.option_count)]
         listing.highlighted = names.index(self.app.engine) if self.app.engine in names else 0
-        self.watch(self.app, "engine_version", self._engine_changed, init=False)
+        self.watch(self.app, "engine_version", lambda value: self.when_active(self._engine_changed, value),
+                   init=False)
 
     async def _engine_changed(self, _version=None) -> None:
         if self.shown == self.app.engine:

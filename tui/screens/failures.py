@@ -15,12 +15,12 @@ from textual.widgets import Static, Tree
 from ctkd_inspect.render import visible
 
 from ..views import failure_example, finding_detail, pct
-from .base import BaseScreen
+from .base import View
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
 
 
-class FailuresScreen(BaseScreen):
+class FailuresView(View):
     """Screen 5: failures and findings."""
 
     MODE = "failures"
@@ -41,26 +41,32 @@ class FailuresScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self.scope = "data" if self.app.dataset is not None else "text"
-        self.watch(self.app, "alignment", self._rebuild, init=False)
-        self.watch(self.app, "summary_tick", self._rebuild, init=False)
+        self.watch(self.app, "alignment", self._changed, init=False)
+        self.watch(self.app, "summary_tick", self._changed, init=False)
         self.watch(self.app, "dataset_tick", self._dataset_changed, init=False)
-        self._rebuild()
+        self._changed()
 
-    def on_screen_resume(self) -> None:
-        if self.app.dataset is not None:
-            self.app.ensure_dataset_summary()
+    def _changed(self, _value=None) -> None:
+        # a hidden view only notes the change: its tree is rebuilt when it is shown again
+        self.when_active(self._rebuild)
+
+    def activated(self) -> None:
+        if self.app.dataset is not None and self.scope == "data":
+            self.app.ensure_dataset_summary()  # computed once, in the background, when first looked at
+        super().activated()
 
     def _dataset_changed(self, _tick=None) -> None:
         if self.app.dataset is not None and self.scope == "text" and not getattr(self, "_scope_chosen", False):
             self.scope = "data"
-            self.app.ensure_dataset_summary()
-            self._rebuild()
+            if self.active:
+                self.app.ensure_dataset_summary()
+            self._changed()
 
     # -- the tree ---------------------------------------------------------------------------------------------------
 
     def _summary(self):
         """(summary, label) of the scope shown, or (None, reason)."""
-        from ctkd_inspect.failures import summarize_failures
+        from ctkd_inspect.failures import FailureSummary
 
         app = self.app
         if self.scope == "data" and app.dataset is not None:
@@ -69,7 +75,11 @@ class FailuresScreen(BaseScreen):
             return app.dataset_summary, f"data set · {app.dataset_summary.texts:,} texts"
         if app.alignment is None:
             return None, app.align_error or "nothing aligned yet"
-        return summarize_failures([app.alignment], max_examples=1000), "this text"
+        summary = FailureSummary(max_examples=1000)
+        prepared = app.prepared
+        failures = prepared.failures if prepared is not None and prepared.alignment is app.alignment else None
+        summary.add(app.alignment, 0, failures=failures)
+        return summary, "this text"
 
     def _rebuild(self, _value=None) -> None:
         from ctkd_inspect.failures import KINDS
@@ -155,7 +165,7 @@ class FailuresScreen(BaseScreen):
         else:
             if group >= 0:
                 self.app.select_group(group)
-            self.app.switch_mode("align")
+            self.app.go("align")
 
     def action_run_checks(self) -> None:
         self.app.run_checks()

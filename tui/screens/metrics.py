@@ -14,13 +14,13 @@ from textual.widgets import Static
 
 from ..views import alignment_metrics, dataset_overview, pct
 from ..widgets.vtable import Column, VirtualTable
-from .base import BaseScreen
+from .base import View
 
 ROW_COLUMNS = (Column("row", 6, "right"), Column("rate", 6, "right"), Column("groups", 6, "right"),
                Column("chars", 6, "right"), Column("text"))
 
 
-class MetricsScreen(BaseScreen):
+class MetricsView(View):
     """Screen 4: metrics of the text and of the data set."""
 
     MODE = "metrics"
@@ -41,8 +41,8 @@ class MetricsScreen(BaseScreen):
         self.worst_first = True
         self.order = np.zeros(0, dtype=np.int64)
         self._order_of = None
-        self.watch(self.app, "alignment", self._alignment_changed)
-        self.watch(self.app, "dataset_tick", self._dataset_changed)
+        self.watch(self.app, "alignment", lambda value: self.when_active(self._alignment_changed, value))
+        self.watch(self.app, "dataset_tick", lambda value: self.when_active(self._dataset_changed, value))
 
     def _alignment_changed(self, alignment) -> None:
         panel = self.query_one("#metrics-text", Static)

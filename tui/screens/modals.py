@@ -185,13 +185,8 @@ class GroupScreen(ModalScreen):
         self.watch(self.app, "group", self._show)
 
     def _show(self, group: int) -> None:
-        from ctkd_inspect.failures import classify_groups
-
-        alignment = self.app.alignment
-        failure = None
-        if alignment is not None and group >= 0:
-            failure = next((f for f in classify_groups(alignment) if f.group == group), None)
-        self.query_one("#group-detail", Static).update(group_detail(alignment, group, failure))
+        self.query_one("#group-detail", Static).update(group_detail(self.app.alignment, group,
+                                                                    self.app.failure_of(group)))
 
     def action_move(self, step: int) -> None:
         self.app.select_group(self.app.group + step)

@@ -15,7 +15,7 @@ from ctkd_inspect.render import visible
 
 from ..views import lookup_panel
 from ..widgets.vtable import Column, VirtualTable
-from .base import BaseScreen
+from .base import View
 
 NEAREST_COLUMNS = (Column("rank", 4, "right"), Column("id", 7, "right"), Column("token"), Column("text"),
                    Column("distance", 8, "right"))
@@ -23,7 +23,7 @@ NEAREST_COLUMNS = (Column("rank", 4, "right"), Column("id", 7, "right"), Column(
 LOOKUP_DEBOUNCE = 0.12
 
 
-class VocabScreen(BaseScreen):
+class VocabView(View):
     """Screen 6: vocabulary lookup."""
 
     MODE = "vocab"
@@ -45,8 +45,8 @@ class VocabScreen(BaseScreen):
 
     def on_mount(self) -> None:
         self._timer = None
-        self.watch(self.app, "lookup_tick", self._result_changed)
-        self.watch(self.app, "pair_label", self._pair_changed)
+        self.watch(self.app, "lookup_tick", lambda value: self.when_active(self._result_changed, value))
+        self.watch(self.app, "pair_label", lambda value: self.when_active(self._pair_changed, value))
 
     def _sides(self) -> list[tuple[str, str]]:
         return [(f"teacher {self.app.teacher}", "teacher"), (f"student {self.app.student}", "student")]

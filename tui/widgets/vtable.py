@@ -19,7 +19,7 @@ from typing import ClassVar
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -59,7 +59,8 @@ class VirtualTable(ScrollView, can_focus=True):
         Binding("enter", "select", "Open", show=False),
     ]
 
-    cursor: reactive[int] = reactive(0, init=False)
+    # no automatic repaint: a cursor move redraws the two rows concerned (watch_cursor), not the whole table
+    cursor: reactive[int] = reactive(0, init=False, repaint=False)
 
     class Highlighted(Message):
         """The cursor moved to ``row``."""
@@ -93,6 +94,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self.row_count = 0
         self._row: Callable[[int], Sequence[Cell]] = lambda index: ()
         self._cache: dict[int, Sequence[Cell]] = {}
+        self._strips: dict[tuple, Strip] = {}  # (row, cursor?, width, focused?) -> the drawn line
 
     # -- data --------------------------------------------------------------------------------------------------
 
@@ -106,6 +108,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self.row_count = max(0, int(count))
         self._row = row
         self._cache.clear()
+        self._strips.clear()
         self.virtual_size = Size(self.size.width, self.row_count + 1)
         self.set_reactive(VirtualTable.cursor, min(max(cursor, 0), max(self.row_count - 1, 0)))
         self._scroll_to_cursor()
@@ -114,6 +117,7 @@ class VirtualTable(ScrollView, can_focus=True):
     def refresh_rows(self) -> None:
         """Rebuild the visible rows (their content changed, not their number)."""
         self._cache.clear()
+        self._strips.clear()
         self.refresh()
 
     def move_to(self, row: int, *, notify: bool = True) -> None:
@@ -135,8 +139,14 @@ class VirtualTable(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.height - 2)
 
     def watch_cursor(self, old: int, new: int) -> None:
+        top = int(self.scroll_offset.y)
         self._scroll_to_cursor()
-        self.refresh()
+        if int(self.scroll_offset.y) == top:
+            # the view did not scroll: only the two rows whose cursor state changed are redrawn
+            for row in (old, new):
+                self.refresh(Region(0, row - top + 1, self.size.width, 1))
+        else:
+            self.refresh()
         if self.row_count:
             self.post_message(self.Highlighted(self, new))
 
@@ -232,5 +242,12 @@ class VirtualTable(ScrollView, can_focus=True):
         index = int(self.scroll_offset.y) + y - 1
         if index >= self.row_count:
             return Strip.blank(width, base)
-        style = base + self.get_component_rich_style("vtable--cursor") if index == self.cursor else base
-        return self._line(self._cells(index), width, style)
+        on_cursor = index == self.cursor
+        key = (index, on_cursor, width, self.has_focus, base)
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) > 1024:
+                self._strips.clear()
+            style = base + self.get_component_rich_style("vtable--cursor") if on_cursor else base
+            strip = self._strips[key] = self._line(self._cells(index), width, style)
+        return strip
