@@ -102,8 +102,9 @@ class RunResult:
     Attributes:
         output_dir: the run's folder.
         step: the last step taken.
-        history: the logged training metrics, one dict per logged step (``step``, ``loss``, ``term/*``, ...).
-        evaluations: one dict per evaluation (``step``, ``eval/loss``, ``eval/rougeL``, ...).
+        history: the training metrics logged by this call, one dict per logged step (``step``, ``loss``,
+            ``term/*``, ...; a resumed run's earlier steps are in ``metrics.jsonl``).
+        evaluations: the evaluations of this call, one dict each (``step``, ``eval/loss``, ``eval/rougeL``, ...).
         checkpoint: the last checkpoint written (or resumed from).
         final_dir: where the final student was written (``save_final_model``).
         resumed_from: the checkpoint the run continued from.
@@ -655,13 +656,14 @@ class _Run:
             self.optimizer.zero_grad(set_to_none=True)
             self._fail(step, f"the gradients are NaN or infinite (global norm {norm}) although every term of the "
                              f"{config.loss} loss is finite.")
+        lr = float(self.scheduler.get_last_lr()[0])  # the rate this step used (the scheduler then moves on)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step = step
         self.state.samples_seen += config.global_batch(processes)
         metrics = _ratios(self._gather(sums), total)
-        metrics.update({"lr": float(self.scheduler.get_last_lr()[0]), "grad_norm": norm, "tokens": total,
+        metrics.update({"lr": lr, "grad_norm": norm, "tokens": total,
                         "epoch": self.state.samples_seen / len(self.train_examples)})
         return {"step": step, **metrics}
 

@@ -78,12 +78,27 @@ def check_explorer(out: Outputs) -> None:
     assert "span: llama3 (20 tokens) → gemma2 (20 tokens), 16 groups, alignment rate 63.2%" in out.stdout
 
 
+def check_distillation(out: Outputs) -> None:
+    # a SeDi run through run_distillation: its terms and statistics, TensorBoard read back, three losses, resume
+    for key in ("term/ce", "term/kl", "term/entropy", "stat/alignment_rate", "stat/span_alignment_rate"):
+        assert re.search(rf"^{re.escape(key)} +\d+\.\d{{4}}$", out.stdout, re.M), key
+    assert re.search(r"span alignment rate of the last batch: \d+\.\d%", out.stdout)
+    assert re.search(r"held-out: loss \d+\.\d+, Rouge-L \d\.\d{3}", out.stdout)
+    assert "points of term/kl: [(1, " in out.stdout and "(4, " in out.stdout
+    for name in ("sedi", "sft", "mined"):
+        assert re.search(rf"^{name} +\d+\.\d{{4}} +\d+\.\d{{4}}", out.stdout, re.M), name
+    assert "resuming from" in out.stdout and "checkpoint-4 (step 4 of 6" in out.stdout
+    assert "steps logged: [5, 6]" in out.stdout
+    assert len(out.images) == 1  # the loss curves
+
+
 CHECKS = {
     "span_alignment.ipynb": check_span_alignment,
     "01_quick_tour.ipynb": check_quick_tour,
     "02_three_papers.ipynb": check_three_papers,
     "03_corpus_analysis.ipynb": check_corpus_analysis,
     "explorer.ipynb": check_explorer,
+    "04_distillation.ipynb": check_distillation,
 }
 SLOW = {"02_three_papers.ipynb"}  # loads Gemma-3-270M and SmolLM2-135M (about a minute on a CPU when cold)
 
