@@ -124,6 +124,7 @@ class CtkdInspectApp(App):
         self.dataset_summary = None  # FailureSummary over the data set, when computed
         self.dataset_shapes: Counter = Counter()
         self.dataset_progress: tuple[int, int] | None = None
+        self.dataset_pass_pair: tuple[str, str] | None = None  # the pair the --data pass aligned with
         # diff
         self.compare_engine: str | None = None
         self.compare_teacher: str | None = None
@@ -289,6 +290,8 @@ class CtkdInspectApp(App):
             return
         self.set_status("")
         self.request_align()
+        if self.dataset is not None and self.dataset.kind == "data" and self.dataset_pass_pair != (teacher, student):
+            self.start_dataset_pass()  # the rates and failures were of another pair
 
     def set_pair(self, teacher: str, student: str) -> None:
         """Use another teacher and student (loaded in a worker; the vocabulary state is reset)."""
@@ -542,10 +545,11 @@ class CtkdInspectApp(App):
         self.dataset_summary, self.dataset_shapes, self.dataset_progress = None, Counter(), None
         source.rates[:] = float("nan")
         source.groups[:] = -1
-        if uses_signals(engine_class(self.engine)):
+        if uses_signals(engine_class(self.engine)) or not self.pair_ready:
             self.dataset_tick += 1
             self.summary_tick += 1
             return  # model forward passes for every text would take minutes: rows align when opened
+        self.dataset_pass_pair = (self.teacher, self.student)
         self._dataset_pass_worker(source, self.teacher, self.student, self.engine, dict(self.options))
 
     @work(thread=True, exclusive=True, group="dataset-pass")

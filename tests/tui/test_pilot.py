@@ -554,3 +554,32 @@ async def test_a_tiny_terminal_gets_a_hint(make_app):
         await pilot.pause()
         assert not isinstance(app.screen, TooSmallScreen)
         assert app.alignment is not None
+
+
+@pytest.mark.slow
+@pytest.mark.models
+async def test_engines_with_models_work_with_the_aliases_that_name_models(make_app):
+    """gemma3 and smollm2 name small real models: CDM's entropy and Soft-DTW's representations come from them,
+    with the spinner up while the signals compute, and the interface answering meanwhile."""
+    pytest.importorskip("torch")
+    app = make_app("gemma3", "smollm2", "The capital of France is Paris.")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.set_engine("cdm")
+        seen_busy = False
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if app.screen.query_one("#status").has_class("-busy"):
+                seen_busy = True
+                await pilot.press("2")  # the interface answers while the models run
+                assert app.view_name == "engines"
+                break
+        assert seen_busy
+        await settle(pilot, timeout=900)
+        assert app.align_error == "" and app.alignment.engine == "cdm"
+        assert app.alignment.options["teacher_model"] == "gemma3"
+        assert app.alignment.options["student_model"] == "smollm2"
+        app.set_engine("softdtw", {"gamma": 0.5})
+        await settle(pilot, timeout=900)
+        assert app.align_error == "" and app.alignment.engine == "softdtw"
+        assert app.alignment.options["gamma"] == 0.5
