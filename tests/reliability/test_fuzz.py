@@ -84,7 +84,7 @@ def test_cli_with_any_option_value(flag, value):
     assert out.exit_code in (0, 2), out.output
     if out.exit_code == 2:
         assert flag in out.stderr or flag.lstrip("-") in out.stderr, out.stderr
-        assert "unexpected" not in out.stderr and out.stdout == ""
+        assert "this is a bug" not in out.stderr and out.stdout == ""
 
 
 @FUZZ
@@ -120,7 +120,7 @@ def test_cli_with_any_vocab_mapping_file(tmp_path_factory, content, suffix):
     path.write_bytes(content)
     out = cli("llama3", "gemma2", "hello there", "--engine", "mined", "--vocab-mapping", path)
     assert out.exit_code == 2 and "--vocab-mapping" in out.stderr, out.output
-    assert "unexpected" not in out.stderr and path.read_bytes() == content
+    assert "this is a bug" not in out.stderr and path.read_bytes() == content
 
 
 @FUZZ
