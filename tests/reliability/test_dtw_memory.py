@@ -178,6 +178,20 @@ def test_the_cli_refuses_with_exit_2_and_a_message(corpus):
     assert "--chunking applies to --engine mined or --engine cdm" in wrong_engine.stderr
 
 
+def test_running_out_of_memory_anyway_is_a_message(monkeypatch, tmp_path):
+    """Past every check (a budget raised by hand, memory taken by others since): exit 1 with a message, no
+    traceback, and no output file."""
+    from ctkd_inspect.batch import dtw
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(dtw, "dtw_paths", exhausted)
+    out = cli("llama3", "gemma2", "hi there", "--engine", "mined", "--max-memory", "64G", "-o", tmp_path / "a.json")
+    assert out.exit_code == 1 and "ran out of memory" in out.stderr and "--chunking anchors" in out.stderr
+    assert "this is a bug" not in out.stderr and list(tmp_path.iterdir()) == []
+
+
 def test_softdtw_checks_its_budget_before_loading_any_model(monkeypatch):
     from ctkd_inspect import api
 
