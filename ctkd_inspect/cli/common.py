@@ -172,6 +172,12 @@ def guard(function: Callable) -> Callable:
             os._exit(0)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
+        except MemoryError:
+            # past every budget check (a budget raised with --max-memory, memory taken by other processes since)
+            stderr_console().print("[bold red]error:[/] ran out of memory; nothing was written. Align in pieces "
+                                   "(--chunking anchors), keep the default memory budget or lower --max-memory, "
+                                   "or use the span engine")
+            sys.exit(int(ExitCode.RUNTIME))
         except Exception as exc:  # a defect of ours or of a library: still a message, not a traceback
             if os.environ.get("CTKD_INSPECT_DEBUG"):
                 raise
