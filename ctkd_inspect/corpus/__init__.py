@@ -11,7 +11,10 @@ Nothing here imports a UI toolkit or torch; pyarrow, datasets, matplotlib and ra
 from __future__ import annotations
 
 from .batch import align_batch
+from .report import report_html, write_report
+from .runner import CorpusInterrupted, CorpusResult, run_corpus
 from .spec import CorpusSpec, output_schema
 from .summary import CorpusSummary, load_summary
 
-__all__ = ["CorpusSpec", "CorpusSummary", "align_batch", "load_summary", "output_schema"]
+__all__ = ["CorpusInterrupted", "CorpusResult", "CorpusSpec", "CorpusSummary", "align_batch", "load_summary",
+           "output_schema", "report_html", "run_corpus", "write_report"]

@@ -57,6 +57,8 @@ WORK_FORMAT = 1
 DEFAULT_SHARD_TEXTS = 2048
 #: A shard also closes once it holds this many characters (a few long texts make a shard of their own).
 DEFAULT_SHARD_CHARACTERS = 8 << 20
+#: At most this many shards go through Ray Data at a time (the driver holds their input and output).
+RAY_WINDOW_SHARDS = 64
 #: Seconds to wait for a Ray address to answer before giving up.
 RAY_CONNECT_TIMEOUT = float(os.environ.get("CTKD_INSPECT_RAY_TIMEOUT", "5"))
 
@@ -476,7 +478,9 @@ def _run_ray(spec: CorpusSpec, shards: Iterator[_Shard], work: WorkFolder, progr
     spec_dict = spec.to_dict()
     with _ray_runtime(address, workers) as ray:
         cpus = int(ray.cluster_resources().get("CPU", workers)) or 1
-        size = max(2, 2 * cpus)  # shards per Ray Data job: every CPU busy, the driver's memory bounded
+        # shards per Ray Data job: enough to keep the CPUs busy, few enough that the shards the driver holds stay
+        # small (64 × 2048 texts); on a large cluster several runs (one per input file) share the CPUs
+        size = min(max(2, 2 * cpus), RAY_WINDOW_SHARDS)
         window: list[_Shard] = []
         for shard in shards:
             if shard.table is None:
