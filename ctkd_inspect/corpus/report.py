@@ -397,6 +397,9 @@ def _taxonomy(data: dict, rows: _Rows) -> str:
             continue
         links = []
         kept = examples.get(kind, [])
+        if kept:
+            blocks.append(f'<h4 class="kind-examples">{_e(kind)} <span class="note">{len(kept)} example'
+                          f'{"s" if len(kept) != 1 else ""}: {_e(KIND_DESCRIPTIONS.get(kind, ""))}</span></h4>')
         for number, example in enumerate(kept):
             anchor = f"ex-{kind}-{number}"
             # brackets keep a link clickable when its text is a combining mark or a zero-width character

@@ -583,6 +583,10 @@ def run_corpus(teacher: str, student: str, data: str | os.PathLike, output: str 
         on_start: called with the :class:`WorkFolder` once it is open (front-ends use it to say where partial
             work lives).
 
+    With ``workers`` above 1 (local backend) the workers are new Python processes (``spawn``), which import the
+    calling script again: a script that calls this function must do it under ``if __name__ == "__main__":``
+    (notebooks, the command line and the test runner need nothing).
+
     Returns:
         A :class:`CorpusResult`.
 
