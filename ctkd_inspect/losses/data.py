@@ -384,8 +384,10 @@ class PairBuilder:
             if not over:
                 return text[:cut], cut < len(text)
             # the end of the last token that fits (leaving no room for EOS: the cut response gets none)
-            cut = min(int(s.ends[self.max_length - 1]) if len(s) > self.max_length else
-                      int(s.ends[max(self.max_length - 2, 0)]) for s in over)
+            last = [self.max_length - 1 if len(s) > self.max_length else max(self.max_length - 2, 0) for s in over]
+            previous, cut = cut, min(int(s.ends[k]) for s, k in zip(over, last))
+            if cut >= previous:  # that token is a byte piece of a character whose other pieces do not fit: drop it
+                cut = min(min(int(s.starts[k]) for s, k in zip(over, last)), previous - 1)
             if cut <= len(prompt):
                 longest = max(len(tokenize(pair.teacher, prompt)), len(tokenize(pair.student, prompt)))
                 raise InputError(f"the prompt alone is {longest} tokens, which leaves no room for a response "
