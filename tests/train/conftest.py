@@ -41,6 +41,17 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def eval_file(tmp_path_factory):
+    """Two held-out records (a separate file, so that every training record stays in the training set)."""
+    path = tmp_path_factory.mktemp("eval") / "heldout.jsonl"
+    rows = [{"prompt": "Q: What colour is the sky?\nA:", "response": " The sky is blue."},
+            {"messages": [{"role": "user", "content": "Count to three."},
+                          {"role": "assistant", "content": "1, 2, 3"}]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
 def data_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "train.jsonl"
     with open(path, "w", encoding="utf-8") as handle:

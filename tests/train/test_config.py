@@ -109,3 +109,16 @@ def test_reading_a_config_imports_no_torch(tmp_path):
             f"load_config(None, {BASE!r}); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_the_readme_documents_every_key_and_the_launch_commands():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Distillation runs"):]
+    section = section[:section.index("\n## ", 5)]
+    for item in config_fields():
+        assert f"| `{item.name}` |" in section, item.name
+    for name in ("single_gpu", "multi_gpu", "fsdp", "multi_cpu"):
+        assert f"accelerate launch --config_file $(python -m ctkd_inspect.train.launch {name})" in section, name
+    assert "GPU figures: pending" in section

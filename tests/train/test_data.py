@@ -163,3 +163,17 @@ def test_a_step_covers_the_same_examples_whatever_the_processes_and_micro_batche
         step_indices(sampler, 4, per_device=1, processes=2, accumulation=2, rank=1)
     assert sorted(one[0]) == sorted(two[0][0] + two[1][0]) == sorted(i for micro in accumulated for i in micro)
     assert one[0] == sampler.indices(4, 4)
+
+
+def test_a_cut_through_a_character_of_several_byte_tokens_still_fits(tok):
+    """GPT-2 writes 🦙 as three byte tokens that all span the character: when the limit falls between them the
+    whole character goes, on both sides (the cut used to repeat itself and the example was lost)."""
+    from ctkd_inspect.losses import PairBuilder, TokenizerPair
+
+    gpt2 = tok("gpt2")
+    prompt, response = "Emoji:", " a 🦙 b 🦙 c 🦙 d 🦙 e 🦙 f 🦙 g 🦙 h"
+    for limit in range(6, len(gpt2(prompt + response)["input_ids"]) + 1):
+        example = PairBuilder(TokenizerPair(gpt2, gpt2), max_length=limit).build(prompt, response)
+        assert len(example.student_ids) <= limit and len(example.teacher_ids) <= limit
+        assert (prompt + response).startswith(example.text) and example.truncated
+        assert gpt2.decode(example.student_ids) == example.text  # whole characters only

@@ -5,6 +5,7 @@ logged loss equal to the weighted sum of its logged terms (the losses' documente
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -28,15 +29,19 @@ LOSSES = {
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
-def test_every_loss_trains_through_the_command(name, tiny, data_file, tmp_path):
+def test_every_loss_trains_through_the_command(name, tiny, data_file, eval_file, tmp_path):
     overrides, weights, stats = LOSSES[name]
     if name == "kd":
         overrides = {**overrides, "teacher": str(tiny["gpt2_teacher"])}
+    # every step's batch holds all nine records: an empty and a one-token response, one cut at max_length, a chat
     config = write_config(tmp_path / "run.yaml", tiny, data_file, loss=name, max_steps=2, save_steps=2,
-                          eval_steps=0, eval_generate=1, **overrides)
+                          eval_steps=0, eval_generate=1, eval_data=str(eval_file), per_device_batch_size=9,
+                          **overrides)
     result = run_cli("distill", "--config", str(config), "-q")
     assert result.exit_code == 0, result.output
     run = tmp_path / "run"
+    report = json.loads((run / "data_report.json").read_text())
+    assert (report["train"], report["heldout"], report["empty_responses"], report["truncated"]) == (9, 2, 1, 1)
 
     # a complete checkpoint of step 2: model (student + the loss's projectors), optimizer, scheduler, RNG, run state
     checkpoint = run / "checkpoints" / "checkpoint-2"
