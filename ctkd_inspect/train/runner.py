@@ -610,8 +610,8 @@ class _Run:
                           f"{_read_state(self.last_checkpoint).get('step', '?')}); resume from it after fixing the "
                           "cause (e.g. a lower learning_rate)" if self.last_checkpoint else
                           "no checkpoint was written yet")
-            raise TrainingError(f"step {step}: {failures[0]} Training stopped before applying this step; "
-                                f"{checkpoint}.")
+            raise TrainingError(f"step {step}: {failures[0].rstrip('. ')}. Training stopped before applying this "
+                                f"step; {checkpoint}.")
 
     def train_step(self, step: int) -> dict:
         import torch
