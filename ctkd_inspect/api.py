@@ -27,8 +27,8 @@ def _check_side(side, keyword: str) -> None:
 def _tokenizer_of(side):
     if isinstance(side, Tokenization):
         return None
-    if isinstance(side, str):
-        return load_tokenizer(side)
+    if isinstance(side, str):  # used internally only: the light Rust-backed tokenizer suffices
+        return load_tokenizer(side, backend="rust")
     return side
 
 

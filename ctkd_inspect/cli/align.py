@@ -23,6 +23,7 @@ from .common import (
     read_text,
     stdout_console,
     text_input_options,
+    warm_up_engine,
     write_or_echo,
 )
 
@@ -92,6 +93,7 @@ def align_command(ctx, teacher, student, text, file, max_text_bytes, engine, as_
     _, _, models = check_request(teacher, student, engine, options, style="cli")
     check_output(output, (".json",), overwrite)
     cleaned = read_text(text, file, max_text_bytes)
+    warm_up_engine(engine)
     teacher_tok, student_tok = load_tokenizers((teacher, student), cache_dir)
     if any(models.values()):
         note("computing model signals (the first load of a GGUF model takes up to a minute; results are cached)")

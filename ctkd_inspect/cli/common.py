@@ -288,10 +288,24 @@ def read_text(text: str | None, file: str | None, max_bytes: int = MAX_TEXT_BYTE
 
 
 def load_tokenizers(names: Iterable[str], cache_dir: str | None) -> list:
-    """Load tokenizers by name (downloads and conversions report progress through the current reporter)."""
-    from ..sources import load_tokenizer
+    """Load tokenizers by name (downloads and conversions report progress through the current reporter), with the
+    light Rust backend: the commands need no transformers tokenizer, and importing transformers alone costs most of
+    a second."""
+    from ..sources import load_tokenizers as load
 
-    return [load_tokenizer(name, cache_dir=cache_dir) for name in names]
+    return load(list(names), cache_dir=cache_dir)
+
+
+def warm_up_engine(engine: str) -> None:
+    """Start an engine's ``warm_up`` (loading compiled kernels) in a background thread, so it overlaps the
+    tokenizer loading (the Rust parser releases the GIL)."""
+    import threading
+
+    from ..engines.base import engine_class
+
+    warm_up = getattr(engine_class(engine), "warm_up", None)
+    if warm_up is not None:
+        threading.Thread(target=warm_up, name=f"warm-up {engine}", daemon=True).start()
 
 
 def json_default(value):

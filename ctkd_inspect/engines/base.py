@@ -47,7 +47,8 @@ class Engine(Protocol):
     and models (:class:`AlignContext`), ``needs_model(side, options) -> bool`` when a required signal can also be
     supplied without a model, and ``preflight(teacher, student, options) -> None`` for checks that need the
     tokenizations but no model (a quadratic engine's memory budget); :func:`ctkd_inspect.align` calls it right after
-    tokenizing, before any model is loaded.
+    tokenizing, before any model is loaded; and a classmethod ``warm_up()`` that loads what its first call would load
+    (compiled kernels), so a front-end can run it in a thread while the tokenizers load.
     """
 
     name: ClassVar[str]

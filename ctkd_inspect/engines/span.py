@@ -130,6 +130,14 @@ class SpanEngine:
     # span_groups_corpus aligns a whole batch of texts in one compiled call (the losses' data pipeline uses it)
     batched: ClassVar[bool] = True
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Load the compiled sweep (numba's import and its on-disk cache, about half a second) without aligning
+        anything; front-ends run it in a thread while the tokenizers load, so the first answer does not wait."""
+        empty = np.zeros(0, dtype=np.int64)
+        _load_kernel().span_groups_arrays(empty, empty, np.zeros(0, dtype=bool), empty, empty,
+                                          np.zeros(0, dtype=bool))
+
     def align(self, teacher: Tokenization, student: Tokenization, **options) -> Alignment:
         """Group tokens whose character spans overlap. Takes no options.
 
