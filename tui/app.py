@@ -24,7 +24,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.worker import get_current_worker
 
 from ctkd_inspect.errors import CtkdError
@@ -87,18 +87,18 @@ class CtkdInspectApp(App):
         Binding("q", "quit", "Quit", show=False, id="quit"),
     ]
 
-    # -- state the screens watch ---------------------------------------------------------------------------------
-    view_name: reactive[str] = reactive("align")  # the view shown
-    pair_label: reactive[str] = reactive("")
-    activity_tick: reactive[int] = reactive(0)
-    alignment = reactive(None, always_update=True)  # the current Alignment, or None
-    group: reactive[int] = reactive(-1, always_update=True)  # the current group, -1 for none
-    text_version: reactive[int] = reactive(0)  # the text was replaced (a row was opened): editors reload
-    engine_version: reactive[int] = reactive(0)  # the engine or its options changed
-    diff_tick: reactive[int] = reactive(0)
-    dataset_tick: reactive[int] = reactive(0)
-    summary_tick: reactive[int] = reactive(0)
-    lookup_tick: reactive[int] = reactive(0)
+    # -- state the views watch (var: a change redraws only what its watchers redraw, never the whole screen) ----
+    view_name: var[str] = var("align")  # the view shown
+    pair_label: var[str] = var("")
+    activity_tick: var[int] = var(0)
+    alignment = var(None, always_update=True)  # the current Alignment, or None
+    group: var[int] = var(-1, always_update=True)  # the current group, -1 for none
+    text_version: var[int] = var(0)  # the text was replaced (a row was opened): editors reload
+    engine_version: var[int] = var(0)  # the engine or its options changed
+    diff_tick: var[int] = var(0)
+    dataset_tick: var[int] = var(0)
+    summary_tick: var[int] = var(0)
+    lookup_tick: var[int] = var(0)
 
     def __init__(self, teacher: str, student: str, text: str | None = None, *, engine: str = "span",
                  options: dict | None = None, data: str | None = None, report: str | None = None,
@@ -161,9 +161,7 @@ class CtkdInspectApp(App):
             self.set_status(f"unknown theme {self.initial_theme!r}; available: {', '.join(self.available_themes)}",
                             error=True)
         self._update_pair_label()
-        self.load_pair()
-        if self.report_path or self.data_path:
-            self.load_dataset()
+        self.activities.begin("pair", f"loading tokenizers {self.teacher} and {self.student}")
         self.check_size()
         self._warming = [name for name in self.VIEWS if name not in self._views]
         self.call_after_refresh(self._first_frame)
@@ -172,6 +170,11 @@ class CtkdInspectApp(App):
         import time
 
         self.first_paint_at = time.perf_counter()
+        # the work starts once the first frame is on screen: parsing a large tokenizer holds the interpreter for
+        # a while (the Rust parser keeps the GIL), which would otherwise delay the first frame by seconds
+        self.load_pair()
+        if self.report_path or self.data_path:
+            self.load_dataset()
         self._views["align"].activated()
         self.set_timer(0.02, self._warm_next)
 
@@ -504,6 +507,11 @@ class CtkdInspectApp(App):
             source, error = None, _message(exc)
         self._post(self._dataset_loaded, source, error)
         if source is not None and kind == "report":
+            import time
+
+            # the tokenizers and the first alignment come first: the user is waiting for those
+            while not (self.pair_ready or self.pair_error) and not get_current_worker().is_cancelled:
+                time.sleep(0.05)
             try:
                 source.load()  # the full rows, so opening one is instant
             except Exception as exc:
