@@ -475,7 +475,17 @@ def _ray_window(ray, spec_dict: dict, window: list[_Shard], work: WorkFolder, pr
 
 def _run_ray(spec: CorpusSpec, shards: Iterator[_Shard], work: WorkFolder, progress: _Progress, workers: int,
              address: str | None) -> None:
+    import warnings
+
     spec_dict = spec.to_dict()
+    # Ray Data warns about its own deprecated settings whenever it copies its context: not the user's business
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
+        _run_ray_windows(spec_dict, shards, work, progress, workers, address)
+
+
+def _run_ray_windows(spec_dict: dict, shards: Iterator[_Shard], work: WorkFolder, progress: _Progress, workers: int,
+                     address: str | None) -> None:
     with _ray_runtime(address, workers) as ray:
         cpus = int(ray.cluster_resources().get("CPU", workers)) or 1
         # shards per Ray Data job: enough to keep the CPUs busy, few enough that the shards the driver holds stay
