@@ -125,8 +125,9 @@ def main(argv=None) -> dict:
             "resume": "never", "overwrite_output_dir": True, "seed": args.seed, "prompt_response_as_chat": True,
             "teacher_dtype": "bfloat16" if gpu else "float32", "mixed_precision": "bf16" if gpu else "no"}
     result = {"machine": machine_info(("torch", "transformers", "accelerate", "peft", "tokenizers")),
-              "device": device, "smoke": args.smoke, "teacher": "Gemma-3-270M" if not args.smoke else teacher,
-              "student": "SmolLM2-135M-Instruct" if not args.smoke else student,
+              "device": device, "smoke": args.smoke,
+              "teacher": "tiny random Llama, Gemma 3 vocabulary" if args.smoke else "Gemma-3-270M",
+              "student": "tiny random Llama, SmolLM2 vocabulary" if args.smoke else "SmolLM2-135M-Instruct",
               "data": {"records": len(records) if not args.smoke else sum(kinds.values()),
                        "sources": "evals prose answers, HumanEval, llama.cpp docs"},
               "settings": {k: v for k, v in base.items() if k not in ("teacher", "student", "data")},

@@ -270,6 +270,8 @@ RESUME_SAFE_KEYS = frozenset({
     "save_final_model", "save_checkpoints", "logging_steps", "log_with", "eval_steps", "eval_generate",
     "max_new_tokens", "do_sample", "sampling_temperature", "top_p", "cache_dir", "debug_nan_step",
     "per_device_batch_size", "gradient_accumulation_steps", "mixed_precision", "ddp_find_unused_parameters",
+    # moved data files: the resumed run checks that its training examples are those of the checkpoint
+    "data", "eval_data",
 })
 
 

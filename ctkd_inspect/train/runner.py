@@ -596,9 +596,10 @@ class _Run:
 
         return target.register_forward_hook(hook)
 
-    def _fail(self, step: int, message: str | None) -> None:
-        """Raise :class:`TrainingError` on every process when any process failed (messages are gathered, so no
-        process waits forever in a collective for one that stopped)."""
+    def _fail(self, step: int, message: str | None, when: str = "training") -> None:
+        """Raise :class:`TrainingError` on every process when any process failed (every process calls this after
+        the same work and the messages are gathered, so none waits forever in a collective for one that stopped).
+        ``when``: ``training`` (nothing of the step was applied) or ``evaluation`` (after the step)."""
         messages = [message]
         if self.accelerator.num_processes > 1:
             from accelerate.utils import gather_object
@@ -610,8 +611,11 @@ class _Run:
                           f"{_read_state(self.last_checkpoint).get('step', '?')}); resume from it after fixing the "
                           "cause (e.g. a lower learning_rate)" if self.last_checkpoint else
                           "no checkpoint was written yet")
-            raise TrainingError(f"step {step}: {failures[0].rstrip('. ')}. Training stopped before applying this "
-                                f"step; {checkpoint}.")
+            if when == "training":
+                where, stopped = "", "Training stopped before applying this step"
+            else:
+                where, stopped = "evaluation: ", "Training stopped at the held-out evaluation after this step"
+            raise TrainingError(f"step {step}: {where}{failures[0].rstrip('. ')}. {stopped}; {checkpoint}.")
 
     def train_step(self, step: int) -> dict:
         import torch
@@ -706,6 +710,7 @@ class _Run:
     def evaluate(self) -> dict:
         import torch
 
+        from ..losses.base import NonFiniteError
         from ..progress import stage
 
         config, accelerator = self.config, self.accelerator
@@ -723,11 +728,12 @@ class _Run:
             for index in range(rounds):
                 chunk = mine[index * size:(index + 1) * size]
                 batch = self.collator(chunk or examples[:1]).to(accelerator.device)
+                message = None
                 try:
                     _, out = self.model(batch, self.teacher)
-                except Exception as exc:
-                    self._fail(step, f"evaluation: {exc}")
-                    raise
+                except NonFiniteError as exc:
+                    message = str(exc)
+                self._fail(step, message, "evaluation")
                 if chunk:
                     _accumulate(sums, out, batch)
                     sums["tokens"] += float(out.positions.sum())

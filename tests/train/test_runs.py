@@ -86,7 +86,10 @@ def test_span_alignment_rate_is_logged_for_every_loss(tiny, data_file, tmp_path)
     cross = write_config(tmp_path / "cross.yaml", tiny, data_file, loss="sft", max_steps=1, save_steps=0,
                          eval_size=0, per_device_batch_size=9, output_dir=str(tmp_path / "cross"))
     for config in (same, cross):
-        assert run_cli("distill", "--config", str(config), "-q").exit_code == 0
+        result = run_cli("distill", "--config", str(config), "-q", "--json")
+        assert result.exit_code == 0
+        summary = json.loads(result.stdout)  # --json: the run's summary on stdout
+        assert summary["step"] == 1 and summary["last"]["step"] == 1 and summary["data"]["train"] == 9
     same_rate = metrics(tmp_path / "same")[0]["stat/span_alignment_rate"]
     cross_rate = metrics(tmp_path / "cross")[0]["stat/span_alignment_rate"]
     # one tokenizer pairs every token with itself, except the byte pieces of one character (🦙, €, ï: 3:3 groups)
