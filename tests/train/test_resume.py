@@ -106,6 +106,10 @@ def test_resume_refuses_a_changed_run_and_a_fresh_start_over_a_previous_run(refe
     assert fresh.exit_code == 2 and "holds a previous run" in fresh.stderr and "--overwrite-output-dir" in fresh.stderr
     missing = run_cli("distill", "--config", str(config), "--output-dir", str(run), "--resume", str(tmp_path))
     assert missing.exit_code == 2 and "not a complete checkpoint" in missing.stderr
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"prompt": "A:", "response": " b"}\n' * 12, encoding="utf-8")
+    moved = run_cli("distill", "--config", str(config), "--output-dir", str(run), "--data", str(other))
+    assert moved.exit_code == 2 and "the training examples differ" in moved.stderr
     # nothing of the previous run was touched by the refusals
     assert [row["step"] for row in metrics(run)] == list(range(1, STEPS + 1))
     assert len(list((run / "checkpoints").iterdir())) == 3
