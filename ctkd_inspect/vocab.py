@@ -123,17 +123,20 @@ def nearest_by_edit_distance(source: Sequence[str], target: Sequence[str], *, sk
                              progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For every source string, the target index at minimum Levenshtein distance (ties: the lowest index).
 
-    Returns ``(index, distance)`` arrays over the source; skipped sources get ``-1``/``-1``.
+    Returns ``(index, distance)`` arrays over the source; skipped sources get ``-1``/``-1``, skipped targets are
+    never chosen. Distances count code points (unit costs, as rapidfuzz's ``Levenshtein.distance``). ``workers``
+    threads (``-1``: every core this process may use) resolve batches of ``chunk`` sources;
+    ``progress(done, total)`` is called after the exact matches and after every batch.
 
-    How it stays fast on 128k × 256k vocabularies: exact matches are taken from a dictionary; the rest are
-    resolved in rounds of growing distance bound k = 1, 2, 4, 8, …: since ``Lev(a, b) ≥ |len(a) − len(b)|``, a
-    source of length L can only reach distance ≤ k with targets of length L ± k, so each round compares the
-    unresolved sources of each length with that length window only (rapidfuzz ``cdist`` with ``score_cutoff=k``,
-    all cores). A source whose best distance is ≤ k is final: every target that could tie or beat it was in the
-    window. The last round has no bound.
+    How it stays fast on 128k × 256k vocabularies (details in :mod:`ctkd_inspect._edit_distance_kernel`): exact
+    matches are taken from a dictionary; every other source is resolved in rounds of growing bound k = 1, 2, 4, …
+    over the length window L ± k (``Lev(a, b) ≥ |len(a) − len(b)|``), where the exact number of characters it
+    shares with each target (as multisets) is counted for the whole window at once, bit-sliced. Since
+    ``Lev(a, b) ≥ max(|a|, |b|) − common(a, b)``, with equality when they share nothing, only the targets whose
+    bound can still tie or beat the best so far get a real Levenshtein computation. A source whose best distance is
+    ≤ k is final: every target that could tie or beat it was in the window and passed the bound.
     """
-    from rapidfuzz.distance import Levenshtein
-    from rapidfuzz.process import cdist
+    from ._edit_distance_kernel import nearest
 
     n_source, n_target = len(source), len(target)
     index = np.full(n_source, UNMAPPED, dtype=np.int64)
@@ -159,41 +162,22 @@ def nearest_by_edit_distance(source: Sequence[str], target: Sequence[str], *, sk
     done = total - len(pending)
     if progress:
         progress(done, total)
-    target_len = np.fromiter((len(target[t]) for t in usable), np.int64, len(usable))
-    target_strings = [target[t] for t in usable]
+    if not pending:
+        return index, distance
+    if workers is None or workers < 1:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    def batch_done(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress:
+            progress(done, total)
+
+    position, found = nearest([source[s] for s in pending], [target[t] for t in usable.tolist()], workers=workers,
+                              chunk=chunk, on_batch=batch_done)
     pending_arr = np.asarray(pending, dtype=np.int64)
-    pending_len = np.fromiter((len(source[s]) for s in pending), np.int64, len(pending))
-    bound = 1
-    max_len = int(max(target_len.max(), pending_len.max() if len(pending_len) else 0))
-    while len(pending_arr):
-        last_round = bound > max_len
-        still = []
-        for length in np.unique(pending_len).tolist():
-            rows = pending_arr[pending_len == length]
-            # Lev(a, b) >= |len(a) - len(b)|: only targets within the length window can reach the bound
-            window = np.arange(len(usable)) if last_round else np.flatnonzero(np.abs(target_len - length) <= bound)
-            if len(window) == 0:
-                still.append(rows)
-                continue
-            choices = [target_strings[w] for w in window]
-            cutoff = None if last_round else bound
-            for start in range(0, len(rows), chunk):
-                block = rows[start:start + chunk]
-                scores = cdist([source[s] for s in block], choices, scorer=Levenshtein.distance,
-                               score_cutoff=cutoff, dtype=np.int32, workers=workers)
-                best = scores.argmin(axis=1)  # first minimum = lowest target index (windows are ascending)
-                value = scores[np.arange(len(block)), best]
-                found = value <= bound if not last_round else np.ones(len(block), bool)
-                index[block[found]] = usable[window[best[found]]]
-                distance[block[found]] = value[found]
-                if (~found).any():
-                    still.append(block[~found])
-                done += int(found.sum())
-                if progress:
-                    progress(done, total)
-        pending_arr = np.concatenate(still) if still else np.zeros(0, np.int64)
-        pending_len = np.fromiter((len(source[s]) for s in pending_arr), np.int64, len(pending_arr))
-        bound *= 2
+    index[pending_arr] = usable[position]
+    distance[pending_arr] = found
     return index, distance
 
 
