@@ -12,9 +12,9 @@ same data order; loss curves, held-out loss and Rouge-L to ``benchmarks/results/
 The real run uses the defaults below (bf16 autocast and a bf16 teacher on a GPU); ``--smoke`` swaps the models for
 tiny random ones (``ctkd_inspect.train.tiny_model``) on the same tokenizers and runs two steps per method, so the
 whole pipeline is known to work on a CPU in a few minutes. Every method writes its own run folder under
-``--work-dir`` (checkpoints off; TensorBoard on), and the JSON holds per method: the training loss and every term
-per step, the span alignment rate and the loss's statistics, the held-out evaluations (loss, Rouge-L), seconds and
-peak memory.
+``--work-dir`` (default: a temporary folder; checkpoints off, TensorBoard on: keep the GPU run's with
+``--work-dir runs/real``), and the JSON holds per method: the training loss and every term per step, the span
+alignment rate and the loss's statistics, the held-out evaluations (loss, Rouge-L), seconds and peak memory.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import json
 import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def parse_args(argv=None):
     parser.add_argument("--eval-steps", type=int, default=100)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work-dir", default=None, help="run folders (default: a folder under the results)")
+    parser.add_argument("--work-dir", default=None, help="run folders, kept (default: a temporary folder)")
     parser.add_argument("--device-name", default=None, help="the <device> of the result file (default: cuda/cpu)")
     parser.add_argument("--output", default=None, help="result JSON (default: results/distill_<device>.json)")
     return parser.parse_args(argv)
@@ -97,8 +98,12 @@ def main(argv=None) -> dict:
     device = args.device_name or ("cuda" if gpu else "cpu")
     suffix = "_smoke" if args.smoke else ""
     output = Path(args.output) if args.output else RESULTS / f"distill_{device}{suffix}.json"
-    work = Path(args.work_dir) if args.work_dir else RESULTS / f"distill_runs_{device}{suffix}"
-    work.mkdir(parents=True, exist_ok=True)
+    if args.work_dir:
+        work = Path(args.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+    else:  # checkpoints are off, but TensorBoard logs and samples are written: nothing of it belongs in the results
+        work = Path(tempfile.mkdtemp(prefix=f"distill_{device}{suffix}_"))
+    print(f"run folders (TensorBoard logs, samples) in {work}", file=sys.stderr)
 
     data = work / "instructions.jsonl"
     records = instruction_dataset(data)
