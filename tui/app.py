@@ -186,7 +186,9 @@ class CtkdInspectApp(App):
         if not self._warming:
             return
         name = self._warming[0]
-        await self._mount_view(name)
+        view = await self._mount_view(name)
+        if name != self.view_name:
+            view.catch_up()  # drawn once now, while idle, so that showing it first costs no backlog
         if name in self._warming:
             self._warming.remove(name)
         if self._warming:

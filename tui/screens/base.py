@@ -64,11 +64,15 @@ class View(Vertical):
         else:
             callback(*args)
 
-    def activated(self) -> None:
-        """The view was just shown: run the updates it missed and focus its main widget."""
+    def catch_up(self) -> None:
+        """Run the updates the view missed while hidden."""
         pending, self._pending = self._pending, {}
         for callback, args in pending.items():
             self._run(callback, args)
+
+    def activated(self) -> None:
+        """The view was just shown: run the updates it missed and focus its main widget."""
+        self.catch_up()
         if self.AUTO_FOCUS:
             self.query_one(self.AUTO_FOCUS).focus()
 

@@ -42,7 +42,9 @@ class MetricsView(View):
         self.order = np.zeros(0, dtype=np.int64)
         self._order_of = None
         self.watch(self.app, "alignment", lambda value: self.when_active(self._alignment_changed, value))
-        self.watch(self.app, "dataset_tick", lambda value: self.when_active(self._dataset_changed, value))
+        # data-set changes are few (loaded, a row opened, a --data pass every 500 rows) and cheap (the table draws
+        # only the rows on screen): drawn at once, shown or not, so the first look at the view is instant
+        self.watch(self.app, "dataset_tick", self._dataset_changed)
 
     def _alignment_changed(self, alignment) -> None:
         panel = self.query_one("#metrics-text", Static)
