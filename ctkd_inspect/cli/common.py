@@ -161,6 +161,7 @@ def guard(function: Callable) -> Callable:
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
+        global _QUIET
         from ..progress import reporting
 
         try:
@@ -187,6 +188,8 @@ def guard(function: Callable) -> Callable:
                                    "[dim]this is a bug in ctkd-inspect or a library it uses; rerun with "
                                    "CTKD_INSPECT_DEBUG=1 for the traceback and report it[/]")
             sys.exit(int(ExitCode.RUNTIME))
+        finally:
+            _QUIET = False  # --quiet belongs to this invocation (several run in one process under test runners)
 
     return wrapper
 
