@@ -35,7 +35,7 @@ from .errors import InputError
 from .text import readable_piece
 from .vocab import UNMAPPED, VocabMapping, Vocabulary, _mappable, _preference_order, decoded_vocabulary, exact_mapping
 
-__all__ = ["LookupResult", "Neighbour", "VocabLookup", "normalised_distance", "parse_query"]
+__all__ = ["LookupResult", "Neighbour", "VocabLookup", "lookup", "normalised_distance", "parse_query"]
 
 SIDES = ("teacher", "student")
 
@@ -341,6 +341,16 @@ class VocabLookup:
         pool = np.flatnonzero(distance <= kth)
         order = pool[np.lexsort((ids[pool], distance[pool]))][:count]
         return tuple(self._neighbour(tables, int(ids[i]), float(distance[i])) for i in order)
+
+
+def lookup(teacher: Vocabulary, student: Vocabulary, side: str, query: int | str, *, k: int = 10,
+           exact: VocabMapping | None = None, mined: VocabMapping | None = None) -> LookupResult:
+    """One lookup without keeping a :class:`VocabLookup` (which caches its tables: use it for many lookups).
+
+    Raises:
+        InputError: as :meth:`VocabLookup.lookup`, or a mapping that belongs to another pair.
+    """
+    return VocabLookup(teacher, student, exact=exact, mined=mined).lookup(side, query, k=k)
 
 
 def _side(side: str) -> str:

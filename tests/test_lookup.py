@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ctkd_inspect.errors import InputError
-from ctkd_inspect.lookup import VocabLookup, normalised_distance, parse_query
+from ctkd_inspect.lookup import VocabLookup, lookup, normalised_distance, parse_query
 from ctkd_inspect.vocab import Vocabulary, canonical_bytes, mined_mapping
 
 
@@ -85,6 +85,13 @@ def test_a_string_that_is_no_token_still_gets_exact_and_nearest(pair):
     assert result.mined is None
     # the nearest: cats 0, then Ġcat (Lev 1 / 7) before the (Lev 4 / 7) and Ġthe
     assert [(n.id, round(n.distance, 4)) for n in result.nearest] == [(4, 0.0), (3, round(1 / 7, 4))]
+
+
+def test_one_off_lookup_function(pair):
+    result = lookup(*pair, "student", "▁cat", k=2)
+    assert (result.id, result.exact.id, result.exact.token) == (2, 3, "Ġcat")
+    assert [n.id for n in result.nearest] == [3, 4]  # " cat" 0, then "cats" (Lev 1 over 3 + 4)
+    assert result.to_dict()["exact"] == {"id": 3, "token": "Ġcat", "text": " cat", "distance": 0}
 
 
 def test_special_tokens_are_never_mapped(pair):
