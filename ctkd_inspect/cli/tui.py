@@ -17,9 +17,10 @@ from .common import EngineCommand, cache_option, given_engine_options, guard, pa
 @click.argument("teacher")
 @click.argument("student")
 @click.argument("text", required=False)
-@click.option("--data", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
-              help="Texts to browse (.jsonl with a 'text' field, .json list, .parquet 'text' column, or one text "
-                   "per line), aligned as rows are opened.")
+@click.option("--data", type=click.Path(exists=True), metavar="FILE",
+              help="Texts to browse, aligned as rows are opened (and in the background for engines without "
+                   "models): JSONL ('text' or chat 'messages'), plain text (one text per line), Parquet ('text' "
+                   "column) or a saved dataset folder.")
 @click.option("--report", type=click.Path(exists=True, dir_okay=False), metavar="OUT.parquet",
               help="A corpus report: a Parquet file of alignment rows (ctkd_inspect.columns).")
 @click.option("--engine", "-e", default="span", show_default=True, metavar="NAME", help="The engine to start with.")
