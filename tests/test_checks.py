@@ -208,6 +208,15 @@ def test_llama3_gemma2_padding(llama_gemma, tok):
     assert finding.data["teacher"]["pad_token"] == "<|finetune_right_pad_id|>"
 
 
+def test_padding_is_the_same_with_the_light_tokenizers_the_commands_load(llama_gemma):
+    from ctkd_inspect.sources import load_tokenizers
+
+    light = _by_kind(check_pair(*load_tokenizers(["llama3", "gemma2"])))["padding"]
+    assert light.to_dict() == _by_kind(llama_gemma)["padding"].to_dict()
+    assert light.data["teacher"]["padding_side"] == light.data["student"]["padding_side"] == "right"
+    assert "on the right" in light.example and "None" not in light.example
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # gemma3 × smollm2
 

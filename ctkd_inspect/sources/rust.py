@@ -39,7 +39,8 @@ def settings_from_config(config: dict) -> dict:
     """The settings :class:`RustTokenizer` takes, from a ``tokenizer_config.json`` as transformers 5 writes it.
 
     Returns ``{"special_tokens": {attribute: token}, "extra_special_tokens": [token, ...],
-    "clean_up_tokenization_spaces": bool}``; named model-specific tokens (``extra_special_tokens`` given as a
+    "clean_up_tokenization_spaces": bool, "padding_side": "right" | "left"}`` (transformers' default side is
+    ``right``); named model-specific tokens (``extra_special_tokens`` given as a
     mapping, e.g. ``image_token``) join ``special_tokens`` after the standard ones, as transformers does.
     """
     special = {}
@@ -56,8 +57,10 @@ def settings_from_config(config: dict) -> dict:
                 special[attribute] = token
     elif isinstance(declared, list):
         extras = [t for t in (_token_text(v) for v in declared) if t is not None]
+    side = config.get("padding_side")
     return {"special_tokens": special, "extra_special_tokens": extras,
-            "clean_up_tokenization_spaces": bool(config.get("clean_up_tokenization_spaces", False))}
+            "clean_up_tokenization_spaces": bool(config.get("clean_up_tokenization_spaces", False)),
+            "padding_side": side if side in ("left", "right") else "right"}
 
 
 class RustTokenizer:
@@ -73,19 +76,22 @@ class RustTokenizer:
         chat_template: the chat template text, if the tokenizer has one.
         clean_up_tokenization_spaces: whether :meth:`decode` removes spaces before punctuation by default
             (transformers' option; off unless the tokenizer's config turns it on).
+        padding_side: where padding goes (``right``, transformers' default, unless the config says ``left``).
     """
 
     is_fast = True
 
     def __init__(self, backend, *, special_tokens: dict[str, str] | None = None,
                  extra_special_tokens: list[str] | tuple[str, ...] = (), name_or_path: str = "",
-                 chat_template: str | None = None, clean_up_tokenization_spaces: bool = False):
+                 chat_template: str | None = None, clean_up_tokenization_spaces: bool = False,
+                 padding_side: str = "right"):
         self._tokenizer = backend
         self.special_tokens_map = dict(special_tokens or {})
         self.extra_special_tokens = list(extra_special_tokens)
         self.name_or_path = name_or_path
         self.chat_template = chat_template
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
+        self.padding_side = padding_side
 
     # -- construction ------------------------------------------------------------------------------------------
 
@@ -104,7 +110,8 @@ class RustTokenizer:
         return cls(Tokenizer.from_buffer(tokenizer_json), special_tokens=settings["special_tokens"],
                    extra_special_tokens=settings["extra_special_tokens"], name_or_path=name_or_path,
                    chat_template=template if isinstance(template, str) else None,
-                   clean_up_tokenization_spaces=settings["clean_up_tokenization_spaces"])
+                   clean_up_tokenization_spaces=settings["clean_up_tokenization_spaces"],
+                   padding_side=settings["padding_side"])
 
     @classmethod
     def from_transformers(cls, tokenizer) -> RustTokenizer:
@@ -119,7 +126,8 @@ class RustTokenizer:
         return cls(tokenizer.backend_tokenizer, special_tokens=special, extra_special_tokens=extras,
                    name_or_path=str(getattr(tokenizer, "name_or_path", "") or ""),
                    chat_template=getattr(tokenizer, "chat_template", None),
-                   clean_up_tokenization_spaces=bool(getattr(tokenizer, "clean_up_tokenization_spaces", False)))
+                   clean_up_tokenization_spaces=bool(getattr(tokenizer, "clean_up_tokenization_spaces", False)),
+                   padding_side=getattr(tokenizer, "padding_side", "right"))
 
     def to_transformers(self):
         """The equivalent ``transformers.PreTrainedTokenizerFast`` (imports transformers; shares no state)."""
@@ -131,7 +139,8 @@ class RustTokenizer:
             kwargs["extra_special_tokens"] = list(self.extra_special_tokens)
         tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(self._tokenizer.to_str()),
                                       name_or_path=self.name_or_path,
-                                      clean_up_tokenization_spaces=self.clean_up_tokenization_spaces, **kwargs)
+                                      clean_up_tokenization_spaces=self.clean_up_tokenization_spaces,
+                                      padding_side=self.padding_side, **kwargs)
         if self.chat_template:
             tok.chat_template = self.chat_template
         if hasattr(self, "ctkd_source"):

@@ -92,6 +92,7 @@ def test_identical_vocabulary_queries_and_special_tokens(pair):
     assert light.all_special_tokens == heavy.all_special_tokens
     assert light.all_special_ids == heavy.all_special_ids
     assert light.chat_template == heavy.chat_template
+    assert light.padding_side == heavy.padding_side == "right"  # no alias config sets a side
 
 
 def test_identical_decoding(pair, corpus):
@@ -126,6 +127,16 @@ def test_the_rust_backend_loads_an_alias_without_importing_transformers():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_a_padding_side_from_the_config_is_kept():
+    from ctkd_inspect.sources.rust import settings_from_config
+
+    assert settings_from_config({"padding_side": "left"})["padding_side"] == "left"
+    assert settings_from_config({})["padding_side"] == "right"
+    light = load_tokenizer("llama3", backend="rust")
+    left = RustTokenizer(light.backend_tokenizer, padding_side="left", name_or_path=light.name_or_path)
+    assert left.padding_side == "left" and left.to_transformers().padding_side == "left"
 
 
 def test_an_unknown_backend_is_an_input_error():
