@@ -24,6 +24,7 @@ Importing this package does not import torch; :func:`get_loss` imports the loss'
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from ..errors import InputError
 from .data import Collator, DistillationBatch, PairBuilder, PairedExample, TokenizerPair, collate, format_chat
@@ -68,7 +69,14 @@ def get_loss(name: str, **config):
 
     Raises:
         InputError: an unknown loss, or an option it does not take or cannot use.
+        MissingExtraError: torch is not installed.
     """
+    if name in LOSSES and importlib.util.find_spec("torch") is None:  # say so before importing the module
+        from ..errors import MissingExtraError
+        from ..extras import install_command
+
+        raise MissingExtraError(f"the {name} loss needs torch, which is not installed: {install_command('models')}",
+                                extra="models", modules=["torch"])
     cls = loss_class(name)
     try:
         return cls(**config)

@@ -193,7 +193,11 @@ class TokenizerPair:
                 except UnicodeDecodeError:
                     continue
                 rows.append(v)
-            encodings = self.student_continuation_encoder.encode_batch(texts, add_special_tokens=False)
+            from ..progress import stage
+
+            with stage("re-encoding the teacher vocabulary for SeDi", total=len(texts), unit="tokens") as bar:
+                encodings = self.student_continuation_encoder.encode_batch(texts, add_special_tokens=False)
+                bar.advance(len(texts))
             ids = np.full((len(raw), window), -1, np.int64)
             lengths = np.zeros(len(raw), np.int64)
             for v, encoding in zip(rows, encodings):
@@ -424,31 +428,39 @@ class PairBuilder:
         Raises:
             InputError: a prompt or response that is not a string, or a prompt too long for ``max_length``.
         """
-        pair = self.pair
+        from ..progress import stage
+
         examples, sides = [], []
-        for k, item in enumerate(pairs):
-            if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, str) for x in item)):
-                raise InputError(f"example {k}: give a (prompt, response) pair of strings")
-            prompt, response = item
-            text, truncated = self._fit(prompt, response)
-            teacher = self._side(pair.teacher, pair.teacher_name, text, None if truncated else pair.teacher_eos_id)
-            student = self._side(pair.student, pair.student_name, text, None if truncated else pair.student_eos_id)
-            t_eos = not truncated and pair.teacher_eos_id is not None
-            s_eos = not truncated and pair.student_eos_id is not None
-            t_labels, t_straddle = self._labels(teacher, len(prompt), t_eos)
-            s_labels, s_straddle = self._labels(student, len(prompt), s_eos)
-            examples.append(PairedExample(text, len(prompt), teacher.ids.copy(), t_labels, student.ids.copy(),
-                                          s_labels, truncated, t_straddle or s_straddle))
-            sides.append((teacher, student))
-        if "mined" in self.alignments:
-            self._mined(examples, sides)
-        if "cdm" in self.alignments:
+        items = pairs if isinstance(pairs, Sequence) else list(pairs)
+        with stage("tokenizing distillation examples", total=len(items), unit="examples") as bar:
+            for k, item in enumerate(items):
+                examples.append(self._example(k, item, sides))
+                bar.advance()
+        with stage("aligning distillation examples", total=len(examples), unit="examples") as bar:
+            if "mined" in self.alignments:
+                self._mined(examples, sides)
             for example, (teacher, student) in zip(examples, sides):
-                self._cdm(example, teacher, student)
-        if "span" in self.alignments:
-            for example, (teacher, student) in zip(examples, sides):
-                self._span(example, teacher, student)
+                if "cdm" in self.alignments:
+                    self._cdm(example, teacher, student)
+                if "span" in self.alignments:
+                    self._span(example, teacher, student)
+                bar.advance()
         return examples
+
+    def _example(self, k: int, item, sides: list) -> PairedExample:
+        """Tokenize one (prompt, response) pair on both sides (appending its tokenizations to ``sides``)."""
+        pair = self.pair
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+            raise InputError(f"example {k}: give a (prompt, response) pair of strings")
+        prompt, response = item
+        text, truncated = self._fit(prompt, response)
+        teacher = self._side(pair.teacher, pair.teacher_name, text, None if truncated else pair.teacher_eos_id)
+        student = self._side(pair.student, pair.student_name, text, None if truncated else pair.student_eos_id)
+        t_labels, t_straddle = self._labels(teacher, len(prompt), not truncated and pair.teacher_eos_id is not None)
+        s_labels, s_straddle = self._labels(student, len(prompt), not truncated and pair.student_eos_id is not None)
+        sides.append((teacher, student))
+        return PairedExample(text, len(prompt), teacher.ids.copy(), t_labels, student.ids.copy(), s_labels,
+                             truncated, t_straddle or s_straddle)
 
     def _mined(self, examples: list[PairedExample], sides) -> None:
         results = mined_alignments([(t, s, e.teacher_labels, e.student_labels) for e, (t, s) in zip(examples, sides)],

@@ -40,6 +40,11 @@ averaged.
 
 **Loss.** ``λ·CE + (1 − λ)·(KL + L_entropy)`` with λ = 0.5, K = 100 (paper defaults).
 
+**Cost.** Windows without a prefix (most of them) read their candidates' encodings from a table of the whole
+teacher vocabulary, built once per pair (:meth:`~ctkd_inspect.losses.data.TokenizerPair.reencoding_table`): a
+gather on the device. Windows with a prefix need ``prefix + candidate`` encoded: one batched call of the Rust
+tokenizer per step on the CPU, memoised per string (SeDi's paper notes the same CPU cost and the same cache).
+
 **Statistics:** ``alignment_rate`` (student loss positions whose input token is in an exact 1:1 span group),
 ``topk_mapping_coverage`` (share of the windows' top-K candidates with a student encoding),
 ``onehot_fallback_rate`` (rows that receive nothing), ``top1_accuracy`` (the pseudo target's top-1 equals the

@@ -216,3 +216,25 @@ def test_dwa_on_the_triton_soft_dtw_kernels(pair, builder, examples, models):
         assert torch.allclose(a.terms[term], b.terms[term], rtol=1e-4, atol=1e-5)
     b.loss.backward()
     assert triton_loss.dtw_embed_t2s.weight.grad.abs().sum() > 0
+
+
+def test_same_tokenizer_kd_with_models(models):
+    """kd (one tokenizer on both sides): forward/backward, gradients to the student only, batch invariance."""
+    from ctkd_inspect.losses import TokenizerPair
+
+    student, _ = models
+    teacher = tiny_model(50257, hidden=40, seed=6)  # a GPT-2-vocabulary teacher
+    builder = PairBuilder(TokenizerPair("gpt2", "gpt2"), max_length=40, alignments=())
+    examples = builder.build_many(EXAMPLES)
+    collate = Collator(builder)
+    loss = get_loss("kd")
+    student.zero_grad(set_to_none=True)
+    out = loss.step(collate(examples), student, teacher)
+    out.loss.backward()
+    assert student.get_output_embeddings().weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters()) and not list(loss.parameters())
+    with torch.no_grad():
+        together = loss.step(collate(examples[:4]), student, teacher).per_example
+        for k in range(4):
+            alone = loss.step(collate([examples[k]]), student, teacher).per_example[0]
+            assert torch.allclose(alone, together[k], rtol=1e-5, atol=1e-5)
