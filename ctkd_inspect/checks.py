@@ -668,8 +668,8 @@ def _check_padding(teacher: _Side, student: _Side) -> Finding:
             problems.append(f"{side.name} has no pad token")
         elif record["pad_is_eos"]:
             problems.append(f"{side.name} pads with its EOS {record['pad_token']} (masking padding masks EOS too)")
-    example = (f"{teacher.name}: pad {t['pad_token']} on the {t['padding_side']} · {student.name}: pad "
-               f"{s['pad_token']} on the {s['padding_side']}")
+    example = " · ".join(f"{side.name}: " + (f"pad {r['pad_token']}" if r["pad_token"] is not None else "no pad token")
+                         + f" on the {r['padding_side']}" for side, r in ((teacher, t), (student, s)))
     if not problems:
         return Finding("padding", "info", "Both sides pad on the same side with their own pad token",
                        "Padded batches keep the same position layout on both sides.", example, "Nothing to do.",

@@ -217,6 +217,16 @@ def test_padding_is_the_same_with_the_light_tokenizers_the_commands_load(llama_g
     assert "on the right" in light.example and "None" not in light.example
 
 
+def test_padding_without_a_pad_token_says_so():
+    from ctkd_inspect.sources import load_tokenizers
+
+    finding = _by_kind(check_pair(*load_tokenizers(["llama3", "llama2"])))["padding"]
+    # Llama 2's tokenizer declares no pad token
+    assert finding.severity == "warning" and finding.data["student"]["pad_token"] is None
+    assert finding.example == "llama3: pad <|finetune_right_pad_id|> on the right · llama2: no pad token on the right"
+    assert "llama2 has no pad token" in finding.title
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # gemma3 × smollm2
 
