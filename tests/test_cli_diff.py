@@ -154,6 +154,10 @@ def test_help_lists_the_commands():
     out = run("diff", "--help")
     assert out.exit_code == 0 and "--engines" in out.stdout and "--teachers" in out.stdout
     assert "--mode" in out.stdout  # engine flags generated from the declarations
+    # the usage line names the command, in the help and above a usage error
+    usage = "Usage: ctkd-inspect diff TEACHER STUDENT [TEXT] --engines A,B | diff [TEACHER] STUDENT [TEXT] --teachers"
+    assert out.stdout.startswith(usage)
+    assert run("diff", "llama3", "gemma2", "x").stderr.startswith(usage)
 
 
 # -- vocab-diff -------------------------------------------------------------------------------------------------

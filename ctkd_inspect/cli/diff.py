@@ -81,7 +81,8 @@ def _engine_options(ctx: click.Context, engines: tuple[str, ...]) -> dict[str, d
 
 
 @click.command("diff", cls=EngineCommand,
-               usage="TEACHER STUDENT [TEXT] --engines A,B | [TEACHER] STUDENT [TEXT] --teachers A,B [OPTIONS]")
+               usage="diff TEACHER STUDENT [TEXT] --engines A,B | diff [TEACHER] STUDENT [TEXT] --teachers A,B "
+                     "[OPTIONS]")
 @click.argument("args", nargs=-1, metavar="[TEACHER] STUDENT [TEXT]")
 @click.option("--engines", metavar="A,B", help="Compare two engines on one pair (a = A, the reference).")
 @click.option("--teachers", metavar="A,B", help="Compare two teachers of one student (a = A, the reference).")
