@@ -350,6 +350,8 @@ def test_cli_dskd(tmp_path):
     (["x", "--format", "tokenkit", "-o", "OUT/missing/m.npz"], "does not exist"),
     (["x", "--format", "tokenkit", "--positions", "non-special", "-o", "OUT/m.npz"], "--positions applies"),
     (["x", "--format", "gold", "--engine", "nope", "-o", "OUT/g.json"], "nope"),
+    (["--format", "dskd", "--mapping", "fuzzy", "-o", "OUT/m"], "'fuzzy' is not a mapping"),
+    (["--format", "dskd", "--mapping", "OUT/none.npz", "-o", "OUT/m"], "no such mapping file"),
 ])
 def test_cli_bad_requests_fail_before_any_work(tmp_path, args, message):
     # an unknown tokenizer would exit 3: exit 2 shows each request was refused before tokenizers were looked up

@@ -344,6 +344,24 @@ def check_output(output: str | None, suffixes: Iterable[str], overwrite: bool) -
         check_output_path(output, suffixes=tuple(suffixes), overwrite=overwrite, option="--output")
 
 
+def check_mapping_spec(spec: str, flag: str) -> None:
+    """Refuse a vocabulary-mapping spec that is neither one computed by name (``exact``, ``mined:reference``, ...)
+    nor an existing mapping file, before any tokenizer loads.
+
+    Raises:
+        click.BadParameter: naming ``flag``.
+    """
+    from ..diffs import MAPPING_SPECS, MAPPING_SUFFIXES
+
+    if spec.strip().lower() in MAPPING_SPECS:
+        return
+    if os.path.splitext(spec)[1].lower() not in MAPPING_SUFFIXES:
+        raise click.BadParameter(f"{spec!r} is not a mapping: use one of {', '.join(MAPPING_SPECS)}, or a file saved "
+                                 f"by `ctkd-inspect vocab --out` ({', '.join(MAPPING_SUFFIXES)})", param_hint=flag)
+    if not os.path.isfile(spec):
+        raise click.BadParameter(f"no such mapping file: {spec}", param_hint=flag)
+
+
 # -------------------------------------------------------------------------------------------------------------
 # engine options as flags, generated from the engines' declarations
 

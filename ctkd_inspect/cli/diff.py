@@ -9,13 +9,12 @@ command's flags, generated from the engines' declarations; a flag goes to each o
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from .common import (
     EngineCommand,
     cache_option,
+    check_mapping_spec,
     check_output,
     dumps,
     given_engine_options,
@@ -174,19 +173,6 @@ def diff_command(ctx, args, engines, teachers, engine, file, max_text_bytes, as_
         ctx.exit(int(ExitCode.DIFFERENT))
 
 
-def _check_spec(spec: str, flag: str) -> None:
-    """Refuse a spec that is neither a computed mapping nor an existing mapping file, before any tokenizer loads."""
-    from ..diffs import MAPPING_SPECS, MAPPING_SUFFIXES
-
-    if spec.strip().lower() in MAPPING_SPECS:
-        return
-    if os.path.splitext(spec)[1].lower() not in MAPPING_SUFFIXES:
-        raise click.BadParameter(f"{spec!r} is not a mapping: use one of {', '.join(MAPPING_SPECS)}, or a file saved "
-                                 f"by `ctkd-inspect vocab --out` ({', '.join(MAPPING_SUFFIXES)})", param_hint=flag)
-    if not os.path.isfile(spec):
-        raise click.BadParameter(f"no such mapping file: {spec}", param_hint=flag)
-
-
 @click.command("vocab-diff")
 @click.argument("teacher")
 @click.argument("student")
@@ -216,8 +202,8 @@ def vocab_diff_command(ctx, teacher, student, spec_a, spec_b, limit, as_json, in
     from ..errors import ExitCode
     from ..vocab import vocabulary
 
-    _check_spec(spec_a, "--a")
-    _check_spec(spec_b, "--b")
+    check_mapping_spec(spec_a, "--a")
+    check_mapping_spec(spec_b, "--b")
     check_output(output, (".json",), overwrite)
     teacher_tok, student_tok = load_tokenizers((teacher, student), cache_dir)
     teacher_vocab, student_vocab = vocabulary(teacher_tok, teacher), vocabulary(student_tok, student)

@@ -9,6 +9,7 @@ import click
 from .common import (
     EngineCommand,
     cache_option,
+    check_mapping_spec,
     given_engine_options,
     guard,
     load_tokenizers,
@@ -101,6 +102,7 @@ def export_command(ctx, teacher, student, text, file, max_text_bytes, fmt, outpu
                                    "gold and tokenkit")
         if mapping is None:
             raise click.UsageError("--format dskd needs --mapping (exact, mined, or a saved mapping file)")
+        check_mapping_spec(mapping, "--mapping")
         _check_dskd_target(output, overwrite)
         from ..diffs import mapping_from_spec
         from ..exports import write_dskd_mapping
