@@ -198,3 +198,26 @@ def test_vocab_diff_saved_file_against_a_fresh_mapping(tmp_path, llama2_gpt2):
     assert missing.exit_code == 2 and "no such mapping file" in missing.stderr
     unknown = run("vocab-diff", "llama2", "gpt2", "--b", "fuzzy")
     assert unknown.exit_code == 2 and "'fuzzy' is not a mapping" in unknown.stderr
+
+
+def test_vocab_diff_alias_compares_the_mapping_vocab_computes(tmp_path, llama2_gpt2):
+    teacher, student = llama2_gpt2
+    alias = run("vocab", "llama2", "gpt2", "--exact-only", "--mode", "reference", "--diff", "exact", "--json",
+                "--limit", "2")
+    assert alias.exit_code == 0, alias.output
+    # a is the mapping vocab computes (exact, reference mode, with --exact-only), b the spec
+    expected = vocab_diff(exact_mapping(teacher, student, "reference"), exact_mapping(teacher, student),
+                          teacher_vocab=teacher, student_vocab=student, limit=2).to_dict()
+    assert as_json(alias) == json.loads(json.dumps(expected))
+    assert as_json(alias)["a"]["mode"] == "reference" and as_json(alias)["b"]["mode"] == "canonical"
+    view = run("vocab", "llama2", "gpt2", "--exact-only", "--diff", "exact:reference")
+    assert view.exit_code == 0 and "a  exact (canonical) · llama2 → gpt2" in view.stdout
+    assert "b  exact (reference) · llama2 → gpt2" in view.stdout and "only a" in view.stdout
+    # a saved file: the same mapping, so nothing differs; --out still writes the computed mapping
+    saved = exact_mapping(teacher, student).save(tmp_path / "exact.npz")
+    same = run("vocab", "llama2", "gpt2", "--exact-only", "--diff", str(saved), "--json", "--out",
+               str(tmp_path / "again.json"))
+    assert same.exit_code == 0 and as_json(same)["differs"] is False and (tmp_path / "again.json").is_file()
+    # a bad spec is refused before any tokenizer is looked up (an unknown one would exit 3)
+    bad = run("vocab", "no-such-tokenizer", "gpt2", "--diff", "fuzzy")
+    assert bad.exit_code == 2 and "--diff" in bad.stderr and "'fuzzy' is not a mapping" in bad.stderr
