@@ -226,7 +226,8 @@ class _DTWEngine:
     # with models, the top-1 predictions give SeDi's Top-1 accuracy
     optional_signals: ClassVar[frozenset[str]] = frozenset({"topk"})
     differentiable: ClassVar[bool] = False
-    batched: ClassVar[bool] = False
+    # the DTW kernel (ctkd_inspect.batch.dtw) aligns a padded batch of pairs in one compiled call; the losses use it
+    batched: ClassVar[bool] = True
 
     def needs_model(self, side: str, options: dict) -> bool:
         """Whether ``align()`` must load ``side``'s model (the required signals are not given otherwise)."""
@@ -299,8 +300,8 @@ class _DTWEngine:
             options.update(chunking=chunking, chunk_tokens=chunk_tokens)
         weights = None
         if self.name == "cdm":
-            t_entropy = _entropy_for(teacher, teacher_entropy, teacher_signals, "teacher")
-            s_entropy = _entropy_for(student, student_entropy, student_signals, "student")
+            t_entropy = _entropy_for(teacher, teacher_entropy, teacher_signals, "teacher", mode)
+            s_entropy = _entropy_for(student, student_entropy, student_signals, "student", mode)
             if len(t_idx) and len(s_idx):
                 try:
                     weights = (cdm_entropy_factors(t_entropy[t_idx], guard_constant=mode == "canonical"),
@@ -354,8 +355,12 @@ class _DTWEngine:
             alignment.metrics["chunks"] = len(chunks)
         if (self.name == "cdm" and teacher_signals is not None and student_signals is not None
                 and teacher_tokenizer is not None and student_tokenizer is not None):
+            # full-index teacher rows of every student, so reference mode averages exactly as CDM does
+            student_to_teacher = {int(s_idx[j]): [int(t_idx[i]) for i in rows]
+                                  for j, rows in enumerate(result.student_to_teacher)}
             dynamic = contextual_mapping(extra_groups, teacher_signals, student_signals, teacher_tokenizer,
-                                         student_tokenizer, teacher.name, student.name, mode=mode)
+                                         student_tokenizer, teacher.name, student.name, mode=mode,
+                                         student_to_teacher=student_to_teacher)
             alignment.metrics.update(dynamic["metrics"])
             alignment.extra["dynamic_mapping"] = dynamic["pairs"]
         return alignment
@@ -426,7 +431,7 @@ class _DTWEngine:
         alignment = Alignment(teacher, student, table, engine=self.name, options=options, extra=extra)
         alignment.metrics = compute_metrics(alignment)
         alignment.metrics.update(dtw_metrics(teacher, student, result, t_idx, s_idx, t_str, s_str, vocab_mapping,
-                                             teacher_signals, student_signals))
+                                             teacher_signals, student_signals, mode=options["mode"]))
         return alignment
 
 
