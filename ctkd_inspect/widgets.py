@@ -328,22 +328,32 @@ class _OptionForm:
     def raw(self) -> dict[str, Any]:
         return {name: control.value for name, control in self.controls.items()}
 
-    def set(self, values: dict[str, Any]) -> None:
-        """Put values into the controls (those this engine declares; others are ignored)."""
+    def set(self, values: dict[str, Any]) -> list[str]:
+        """Put values into the controls (those this engine declares); returns a sentence for each value that was
+        left out: an option the engine does not declare, or a value its control cannot hold."""
+        skipped = []
         for name, value in values.items():
             control = self.controls.get(name)
-            if control is None or value is None:
+            if control is None:
+                known = ", ".join(self.controls) or "none"
+                skipped.append(f"the {self.engine} engine has no option {name!r} (its options: {known}); ignored")
+                continue
+            if value is None:
                 continue
             if isinstance(control, widgets.Text):
                 control.value = str(value)
             elif isinstance(control, widgets.Dropdown):
                 if value in control.options:
                     control.value = value
+                else:
+                    skipped.append(f"{name} must be one of {', '.join(map(str, control.options))} (got {value!r}); "
+                                   f"using {control.value}")
             else:
                 try:
                     control.value = value
                 except Exception:  # a value the control cannot hold (a mapping object...): leave the default
-                    continue
+                    skipped.append(f"{name} cannot be {value!r} here; using {control.value!r}")
+        return skipped
 
 
 def typed_options(engine: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -482,7 +492,9 @@ class AlignmentExplorer(widgets.VBox):
 
         self._show_form(engine)
         if options:
-            self._forms[engine].set(options)
+            # a value the form cannot take stays on screen until the first change, as an unknown engine does
+            problems = [self._startup_error, *self._forms[engine].set(options)]
+            self._startup_error = "; ".join(p for p in problems if p)
         self._layout_diff()
         header = widgets.HBox([self.teacher, self.student, self.engine, self.align_button, self.diff_toggle],
                               layout=widgets.Layout(flex_flow="row wrap", align_items="center"))

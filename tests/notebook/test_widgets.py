@@ -143,6 +143,18 @@ def test_bad_input_is_a_message_in_the_widget(explorer):
     assert explorer.error_message == "" and explorer.error.value == "" and explorer.result is not None
 
 
+def test_constructor_options_the_form_cannot_take_are_a_message():
+    widget = AlignmentExplorer("llama3", "gemma2", "hello world", engine="mined",
+                               options={"mode": "weird", "nope": 1, "top_k": 7}, background=False)
+    # the alignment runs with what the form holds, and the message says what was left out
+    assert widget.result is not None and widget.result.options.get("mode", "canonical") == "canonical"
+    assert widget.option_controls["top_k"].value == 7
+    assert "mode must be one of canonical, reference (got 'weird'); using canonical" in widget.error_message
+    assert "the mined engine has no option 'nope'" in widget.error_message and "ctkd-error" in widget.error.value
+    widget.text.value = "hello there"  # the first change clears it
+    assert widget.error_message == ""
+
+
 def test_diff_against_a_second_engine_and_a_second_teacher(explorer, tok):
     explorer.other_engine.value = "mined"
     explorer.diff_toggle.value = True
