@@ -31,7 +31,18 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .render import GROUP_COLOURS, STATUS_COLOURS, Segment, diff_rows, diff_segments, group_rows, segments, visible
+from .render import (
+    GROUP_COLOURS,
+    STATUS_COLOURS,
+    Segment,
+    diff_basis_note,
+    diff_figures,
+    diff_rows,
+    diff_segments,
+    group_rows,
+    segments,
+    visible,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .alignment import Alignment
@@ -393,21 +404,10 @@ def alignment_html(alignment: Alignment, *, max_groups: int | None = 80, max_cel
 def _diff_figures(diff: AlignmentDiff) -> str:
     verdict = ('<b style="color:#c00000">the alignments differ</b>' if diff.differs else
                '<b style="color:#2d8a45">the same groups</b>')
-    rows = [("groups", f"a {diff.groups_a}   b {diff.groups_b}"),
-            ("agree", f"{diff.agree} of a's {diff.groups_a}"),
-            ("split", f"{diff.split}   (a group of a = two or more groups of b)"),
-            ("merge", f"{diff.merge}   (a group of b = two or more groups of a)"),
-            ("cross", f"{diff.cross} in a, {diff.cross_b} in b"),
-            ("boundary precision", f"{diff.boundary_precision:.3f}"),
-            ("boundary recall", f"{diff.boundary_recall:.3f}"),
-            ("boundary F1", f"{diff.boundary_f1:.3f}")]
     body = "".join(f'<tr data-figure="{_e(label)}"><th>{_e(label)}</th><td>{_e(value)}</td></tr>'
-                   for label, value in rows)
-    note = ""
-    offsets = [side for side, basis in diff.basis.items() if basis == "offset"]
-    if offsets:
-        note = (f'<div class="ctkd-dim">{_e(" and ".join(offsets))} tokens differ: matched by span and bytes, '
-                "boundaries by character offset</div>")
+                   for label, value in diff_figures(diff))
+    note = diff_basis_note(diff)
+    note = f'<div class="ctkd-dim">{_e(note)}</div>' if note else ""
     return (f'<table class="ctkd-diff-figures"><caption style="text-align:left"><b>diff</b> · {verdict}</caption>'
             f"{body}</table>{note}")
 

@@ -170,3 +170,24 @@ def diff_rows(diff: AlignmentDiff, limit: int | None = None) -> list[dict]:
                      "student": [piece for _, piece, _, _ in record.student], "start": record.start,
                      "end": record.end, "related": list(record.related)})
     return rows
+
+
+def diff_figures(diff: AlignmentDiff) -> list[tuple[str, str]]:
+    """The counts and boundary figures of a diff as ``(label, value)`` rows, the same in every front-end."""
+    return [
+        ("groups", f"a {diff.groups_a}   b {diff.groups_b}"),
+        ("agree", f"{diff.agree} of a's {diff.groups_a}"),
+        ("split", f"{diff.split}   (a group of a = two or more groups of b)"),
+        ("merge", f"{diff.merge}   (a group of b = two or more groups of a)"),
+        ("cross", f"{diff.cross} in a, {diff.cross_b} in b"),
+        ("boundaries", f"precision {diff.boundary_precision:.3f}   recall {diff.boundary_recall:.3f}   "
+                       f"F1 {diff.boundary_f1:.3f}"),
+    ]
+
+
+def diff_basis_note(diff: AlignmentDiff) -> str | None:
+    """A sentence when a side's tokens are matched by span and bytes (two tokenizers on that side), else ``None``."""
+    offsets = [side for side, basis in diff.basis.items() if basis == "offset"]
+    if not offsets:
+        return None
+    return f"{' and '.join(offsets)} tokens differ: matched by span and bytes, boundaries by character offset"

@@ -18,6 +18,8 @@ from .render import (
     GROUP_COLOURS,
     PALETTE_SIZE,
     STATUS_COLOURS,
+    diff_basis_note,
+    diff_figures,
     diff_rows,
     diff_segments,
     group_rows,
@@ -214,21 +216,12 @@ def diff_table(diff, max_groups: int) -> Table:
 def diff_panel(diff) -> Panel:
     """Counts and boundary figures of a diff."""
     verdict = "[bold red]the alignments differ[/]" if diff.differs else "[bold green]the same groups[/]"
-    rows = [
-        ("groups", f"a {diff.groups_a}   b {diff.groups_b}"),
-        ("agree", f"{diff.agree} of a's {diff.groups_a}"),
-        ("split", f"{diff.split}   (a group of a = two or more groups of b)"),
-        ("merge", f"{diff.merge}   (a group of b = two or more groups of a)"),
-        ("cross", f"{diff.cross} in a, {diff.cross_b} in b"),
-        ("boundaries", f"precision {diff.boundary_precision:.3f}   recall {diff.boundary_recall:.3f}   "
-                       f"F1 {diff.boundary_f1:.3f}"),
-    ]
+    rows = diff_figures(diff)
     width = max(len(label) for label, _ in rows) + 2
     lines = [verdict] + [f"{label:<{width}}{value}" for label, value in rows]
-    offsets = [side for side, basis in diff.basis.items() if basis == "offset"]
-    if offsets:
-        lines.append(f"[dim]{' and '.join(offsets)} tokens differ: matched by span and bytes, boundaries by "
-                     "character offset[/]")
+    note = diff_basis_note(diff)
+    if note:
+        lines.append(f"[dim]{note}[/]")
     return Panel("\n".join(lines), title="diff", title_align="left", box=box.ROUNDED, expand=False)
 
 

@@ -60,3 +60,31 @@ def test_visible_and_group_rows():
     naive = group_rows(align("llama3", "gemma2", "naïve"), limit=1)
     assert [(r["shape"], r["teacher"], r["student"], r["start"], r["end"]) for r in naive] == [
         ("1:1", ["na"], ["na"], 0, 2)]
+
+
+def test_diff_figures_are_the_same_rows_in_the_terminal_and_in_html():
+    from html import escape
+
+    from rich.console import Console
+
+    from ctkd_inspect import diff
+    from ctkd_inspect.html import diff_html
+    from ctkd_inspect.render import diff_basis_note, diff_figures
+    from ctkd_inspect.rich_view import diff_panel
+
+    a, b = align("llama2", "gemma2", "The café 12"), align("llama3", "gemma2", "The café 12")
+    d = diff(a, b)
+    rows = diff_figures(d)
+    assert [label for label, _ in rows] == ["groups", "agree", "split", "merge", "cross", "boundaries"]
+    assert dict(rows)["agree"] == f"{d.agree} of a's {d.groups_a}"
+    assert dict(rows)["boundaries"] == (f"precision {d.boundary_precision:.3f}   recall {d.boundary_recall:.3f}   "
+                                        f"F1 {d.boundary_f1:.3f}")
+    assert diff_basis_note(d).startswith("teacher tokens differ")  # two teachers: teacher tokens matched by span
+    assert diff_basis_note(diff(a, align("llama2", "gemma2", "The café 12", engine="mined"))) is None
+    console = Console(width=200, color_system=None, record=True)
+    console.print(diff_panel(d))
+    terminal = console.export_text()
+    page = diff_html(a, b, d)
+    for label, value in rows:
+        assert value in terminal and f'<tr data-figure="{label}"><th>{label}</th><td>{escape(value)}</td></tr>' in page
+    assert diff_basis_note(d) in terminal and diff_basis_note(d) in page
