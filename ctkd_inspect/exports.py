@@ -29,10 +29,11 @@ of one: ``alignment_matrix_a_unconstrained`` (the student, ``(1, len_student, mi
 **DSKD's id maps** (:func:`write_dskd_mapping`, :func:`read_dskd_mapping`). DSKD (``code/distiller.py``) loads
 ``--teacher-to-student-id-mapping``, a JSON object ``{"teacher_id": student_id}`` with string keys, and turns its
 values into a tensor indexed by teacher id (so every id is written, in id order, ``-1`` where the mapping has no
-target; prefer the MinED mapping, which maps every non-special id). Written as a folder:
-``tea2stu_id_mapping.json``, ``stu2tea_id_mapping.json`` (the student→teacher direction, same layout) and
-``ctkd_mapping.json`` (kind, mode, names and edit distances, so :func:`read_dskd_mapping` restores the
-:class:`~ctkd_inspect.vocab.VocabMapping` exactly), or as one ``.json`` file holding the teacher→student map alone
+target; prefer the MinED mapping, which maps every non-special id). DSKD has no value for "no target": it inverts
+the map by value, so a ``-1`` there indexes the last student id; the command line warns when it writes any.
+Written as a folder: ``tea2stu_id_mapping.json``, ``stu2tea_id_mapping.json`` (the student→teacher direction,
+same layout) and ``ctkd_mapping.json`` (kind, mode, names and edit distances, so :func:`read_dskd_mapping` restores
+the :class:`~ctkd_inspect.vocab.VocabMapping` exactly), or as one ``.json`` file holding the teacher→student map alone
 (DSKD derives the other direction itself: the first teacher id of each student id).
 
 Every writer writes atomically (a temporary file renamed into place); paths are checked by the callers

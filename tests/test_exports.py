@@ -334,6 +334,10 @@ def test_cli_dskd(tmp_path):
     out = _run("llama3", "gemma2", "--format", "dskd", "--mapping", "exact", "-o", str(tmp_path / "maps"))
     assert out.exit_code == 0, out.output
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == sorted(DSKD_FILES)
+    # the exact map leaves 128,256 - 85,699 Llama 3 ids without a target, written as -1: DSKD cannot express that
+    written = json.loads((tmp_path / "maps" / DSKD_FILES[0]).read_text())
+    assert sum(v == -1 for v in written.values()) == 42_557
+    assert "warning: 42,557 of 128,256 llama3 ids have no gemma2 target and are written as -1" in out.stderr
     # the files are there: a second export is refused before any work, then allowed with --overwrite
     out = _run("no-such-tokenizer", "gemma2", "--format", "dskd", "--mapping", "exact", "-o", str(tmp_path / "maps"))
     assert out.exit_code == 2 and "--overwrite" in out.stderr

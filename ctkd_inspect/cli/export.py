@@ -115,6 +115,16 @@ def export_command(ctx, teacher, student, text, file, max_text_bytes, fmt, outpu
         coverage = chosen.coverage()["teacher"]
         note(f"{chosen.kind} mapping ({coverage['mapped']:,} of {coverage['vocab']:,} {teacher} ids mapped) written "
              f"to {', '.join(str(p) for p in written)}")
+        unmapped = int((chosen.teacher_to_student < 0).sum())
+        if unmapped:
+            from .common import stderr_console
+
+            # DSKD inverts the map by value, so every -1 becomes a student id of -1: the last student id
+            stderr_console().print(
+                f"[yellow]warning:[/] {unmapped:,} of {coverage['vocab']:,} {teacher} ids have no {student} target "
+                "and are written as -1. DSKD has no value for 'no target': it inverts the map into student→teacher "
+                "pairs, and -1 then indexes the last student id. Mask those teacher ids, or map them before "
+                "training (--mapping mined maps every id but the special ones).")
         return
     if mapping is not None:
         raise click.UsageError("--mapping applies to --format dskd")
