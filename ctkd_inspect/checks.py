@@ -346,32 +346,34 @@ def _check_split_characters(teacher: _Side, student: _Side, texts: list[str], so
         "groups), or compare at byte level (tokenkit's byteification)." if one_side else "Nothing to do.", data)
 
 
-def _check_round_trip(side: _Side, other_lossless: bool | None, texts: list[str], source: str,
-                      lossless_only: bool = False) -> tuple[Finding, bool]:
+def _round_trip(side: _Side, texts: list[str], source: str) -> dict:
+    """The measurements of ``decode(encode(x)) == x`` on one side (the ``data`` of its finding)."""
     encodings = side.backend.encode_batch(texts, add_special_tokens=False)
     decoded = side.backend.decode_batch([e.ids for e in encodings], skip_special_tokens=False)
     changes = Counter()
     example = ""
-    failed = 0
     for original, produced in zip(texts, decoded):
         change = text_transformation(original, produced)
         if change is None:
             continue
-        failed += 1
         changes[change] += 1
         if not example:
             example = f"{original[:60]!r} → {produced[:60]!r} ({change})"
-    cleanup = bool(getattr(side.tokenizer, "clean_up_tokenization_spaces", False))
+    failed = sum(changes.values())
     normalizer = side.backend.normalizer
-    data = {"side": side.role, "tokenizer": side.name, "source": source, "texts": len(texts), "changed": failed,
+    return {"side": side.role, "tokenizer": side.name, "source": source, "texts": len(texts), "changed": failed,
             "changed_share": _share(failed, len(texts)), "transformations": dict(changes.most_common()),
             "normalizer": None if normalizer is None else str(normalizer)[:300],
-            "default_decode_cleans_up_spaces": cleanup}
-    lossless = failed == 0
-    if lossless_only:
-        return Finding("round-trip", "info", "", "", "", "", data), lossless
-    where = "the data" if source == "data" else "the probe texts"
-    if lossless:
+            "default_decode_cleans_up_spaces": bool(getattr(side.tokenizer, "clean_up_tokenization_spaces", False)),
+            "_example": example}
+
+
+def _check_round_trip(side: _Side, data: dict, other_lossless: bool, texts: list[str]) -> Finding:
+    """The finding for one side's :func:`_round_trip` measurements; an error when only this side is lossy."""
+    example = data.pop("_example")
+    failed, cleanup = data["changed"], data["default_decode_cleans_up_spaces"]
+    where = "the data" if data["source"] == "data" else "the probe texts"
+    if not failed:
         note = (" (its default decode also cleans up spaces before punctuation: pass "
                 "clean_up_tokenization_spaces=False)") if cleanup else ""
         return Finding(
@@ -380,11 +382,10 @@ def _check_round_trip(side: _Side, other_lossless: bool | None, texts: list[str]
             "The tokenizer is lossless on these texts: its tokens stand for the text verbatim.",
             f"{texts[0][:40]!r} survives encode and decode unchanged",
             "Decode with clean_up_tokenization_spaces=False wherever text is re-encoded (sequence-level KD)."
-            if cleanup else "Nothing to do.", data), lossless
-    kinds = ", ".join(f"{name} ({count})" for name, count in changes.most_common())
-    severity = "error" if other_lossless else "warning"
+            if cleanup else "Nothing to do.", data)
+    kinds = ", ".join(f"{name} ({count})" for name, count in data["transformations"].items())
     return Finding(
-        "round-trip", severity,
+        "round-trip", "error" if other_lossless else "warning",
         f"{side.name}: decode(encode(x)) changes {failed} of {len(texts)} texts of {where}: {kinds}",
         "The tokenizer's normaliser or decoder changes the text (lower-casing, accent stripping, Unicode "
         "normalisation, dropped whitespace or control characters, unknown tokens), so its tokens do not stand for "
@@ -395,7 +396,7 @@ def _check_round_trip(side: _Side, other_lossless: bool | None, texts: list[str]
         example,
         "Normalise the data once the way this tokenizer does before distilling (so both sides see the same "
         "string), or exclude the changed texts; never compare decoded strings across the two tokenizers.",
-        data), lossless
+        data)
 
 
 def _digit_strings() -> list[str]:
@@ -894,10 +895,9 @@ def check_pair(teacher, student, texts: Iterable[str] | None = None, *, limit: i
         bar.advance()
         findings.append(_check_split_characters(t_side, s_side, sample, source))
         bar.advance()
-        _, t_lossless = _check_round_trip(t_side, None, sample, source, lossless_only=True)
-        _, s_lossless = _check_round_trip(s_side, None, sample, source, lossless_only=True)
-        findings.append(_check_round_trip(t_side, s_lossless, sample, source)[0])
-        findings.append(_check_round_trip(s_side, t_lossless, sample, source)[0])
+        t_trip, s_trip = _round_trip(t_side, sample, source), _round_trip(s_side, sample, source)
+        findings.append(_check_round_trip(t_side, t_trip, s_trip["changed"] == 0, sample))
+        findings.append(_check_round_trip(s_side, s_trip, t_trip["changed"] == 0, sample))
         bar.advance()
         summary = _data_summary(t_side, s_side, data_texts) if data_texts is not None else None
         findings.append(_check_digits(t_side, s_side, summary))
