@@ -129,23 +129,17 @@ def diff_command(ctx, args, engines, teachers, engine, file, max_text_bytes, as_
     if engine_pair is not None and engine is not None:
         raise click.UsageError("--engine applies with --teachers; with --engines name both engines there")
     teacher, student, text = _positionals(args, teacher_pair)
+    from ..engines.base import engine_names
+
     # each request: (teacher, engine); the first is the reference a
     if engine_pair is not None:
-        from ..engines.base import engine_names
-
-        for name in engine_pair:
-            if name not in engine_names():
-                raise click.BadParameter(f"unknown engine {name!r}; available: {', '.join(engine_names())}",
-                                         param_hint="--engines")
-        requests = [(teacher, name) for name in engine_pair]
+        requests, flag = [(teacher, name) for name in engine_pair], "--engines"
     else:
-        from ..engines.base import engine_names
-
-        engine = engine or "span"
-        if engine not in engine_names():
-            raise click.BadParameter(f"unknown engine {engine!r}; available: {', '.join(engine_names())}",
-                                     param_hint="--engine")
-        requests = [(name, engine) for name in teacher_pair]
+        requests, flag = [(name, engine or "span") for name in teacher_pair], "--engine"
+    for _, name in requests:
+        if name not in engine_names():
+            raise click.BadParameter(f"unknown engine {name!r}; available: {', '.join(engine_names())}",
+                                     param_hint=flag)
     # every option, the extras and the output path are checked before any tokenizer, model or download
     options = _engine_options(ctx, tuple(dict.fromkeys(name for _, name in requests)))
     needs_models = False
