@@ -642,7 +642,8 @@ def vocab_diff_html(diff: VocabMappingDiff) -> str:
     parts.append(f'<table class="ctkd-vocab-diff">{head}{"".join(rows)}</table>')
 
     def source(row):
-        return f"<code>{_e(row['token'])}</code>" if row["token"] is not None else f"<code>#{row['id']}</code>"
+        return (f"<code>{_e(visible(row['token']) or '∅')}</code>" if row["token"] is not None
+                else f"<code>#{row['id']}</code>")
 
     def shown(entry):
         if entry["id"] < 0:

@@ -211,6 +211,28 @@ def test_vocab_mapping_views(tok):
     assert not page.cells  # no token ribbons here: spans are reserved for token cells
 
 
+def test_vocab_diff_examples_show_whitespace_tokens():
+    import numpy as np
+
+    from ctkd_inspect.diffs import vocab_diff
+    from ctkd_inspect.vocab import VocabMapping, Vocabulary
+
+    teacher = Vocabulary("t", "plain", ["\n\n", "  ", "a"], ["\n\n", "  ", "a"], np.zeros(3, bool))
+    student = Vocabulary("s", "plain", ["\n", "\t", "a"], ["\n", "\t", "a"], np.zeros(3, bool))
+
+    def mapping(t2s, s2t):
+        t2s, s2t = np.array(t2s), np.array(s2t)
+        return VocabMapping("exact", "canonical", "t", "s", t2s, np.where(t2s >= 0, 0, -1), s2t,
+                            np.where(s2t >= 0, 0, -1), {})
+
+    # teacher "\n\n" → "\n" in a only, "  " → "\t" in b only; "a" agrees
+    page = views.vocab_diff_html(vocab_diff(mapping([0, -1, 2], [0, -1, 2]), mapping([-1, 1, 2], [-1, 1, 2]),
+                                            teacher_vocab=teacher, student_vocab=student))
+    codes = re.findall(r"<code>(.*?)</code>", page)
+    # whitespace drawn visibly, as in every other view: no example cell is blank
+    assert {"⏎⏎", "⏎", "␣␣", "⇥"} <= set(codes) and all(code.strip() for code in codes)
+
+
 def test_corpus_and_failure_summaries(corpus):
     from ctkd_inspect.failures import summarize_failures
 
