@@ -546,7 +546,7 @@ def _token_cell(vocab: Vocabulary | None, index: int) -> str:
         return "—"
     if vocab is None:
         return f"<code>#{index}</code>"
-    return f'<code title="id {index}">{_e(vocab.raw[index])}</code> <i class="ctkd-dim">#{index}</i>'
+    return f'<code title="id {index}">{_e(visible(vocab.raw[index]) or "∅")}</code> <i class="ctkd-dim">#{index}</i>'
 
 
 def vocab_mapping_html(mapping: VocabMapping, teacher_vocab: Vocabulary | None = None,

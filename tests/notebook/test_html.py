@@ -231,6 +231,10 @@ def test_vocab_diff_examples_show_whitespace_tokens():
     codes = re.findall(r"<code>(.*?)</code>", page)
     # whitespace drawn visibly, as in every other view: no example cell is blank
     assert {"⏎⏎", "⏎", "␣␣", "⇥"} <= set(codes) and all(code.strip() for code in codes)
+    # and in the view of one mapping: "  " has no exact partner, so it is in the unmapped sample
+    page = views.vocab_mapping_html(mapping([0, -1, 2], [0, -1, 2]), teacher, student)
+    codes = re.findall(r"<code[^>]*>(.*?)</code>", page)
+    assert "␣␣" in codes and all(code.strip() for code in codes)
 
 
 def test_corpus_and_failure_summaries(corpus):
