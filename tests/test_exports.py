@@ -363,3 +363,10 @@ def test_cli_bad_requests_fail_before_any_work(tmp_path, args, message):
     out = _run("no-such-tokenizer", "gemma2", *args)
     assert out.exit_code == 2, out.output
     assert message in out.output
+
+
+def test_cli_dskd_folder_under_a_file_is_refused_for_what_it_is(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    out = _run("no-such-tokenizer", "gemma2", "--format", "dskd", "--mapping", "exact", "-o",
+               str(tmp_path / "notes.txt" / "maps"))
+    assert out.exit_code == 2 and "notes.txt is not a folder (a file has that name)" in out.output

@@ -47,6 +47,8 @@ def _check_dskd_target(output: str, overwrite: bool) -> None:
             check_output_path(target / name, overwrite=True, option="--output")
         return
     parent = target.parent if str(target.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"--output {output}: {parent} is not a folder (a file has that name); choose another path")
     if not parent.is_dir():
         raise OutputError(f"--output {output}: the folder {parent} does not exist; create it first")
     import os
