@@ -549,12 +549,17 @@ def from_arrow(data: pa.Table | pa.RecordBatch, index: int | None = None) -> Ali
         if rows != 1:
             raise InputError(f"data has {rows} rows: pass index= to pick one, or use alignments_from_arrow for all")
         index = 0
+    return next(iter_alignments(data.slice(_position(index, rows, "table"), 1)))
+
+
+def _position(index, rows: int, what: str) -> int:
+    """The row ``index`` names (negative counts from the end), or an InputError."""
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
         raise InputError(f"index must be an int, not {type(index).__name__}")
     position = int(index) + rows if index < 0 else int(index)
     if not 0 <= position < rows:
-        raise InputError(f"index {index} is out of range for a table of {rows} rows")
-    return next(iter_alignments(data.slice(position, 1)))
+        raise InputError(f"index {index} is out of range for a {what} of {rows} rows")
+    return position
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -714,11 +719,7 @@ def read_parquet_row(path: str | os.PathLike, index: int) -> Alignment:
         raise InputError(f"{path} is not a readable Parquet file ({exc})") from None
     check_columns_version(handle.schema_arrow)
     rows = handle.metadata.num_rows
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-        raise InputError(f"index must be an int, not {type(index).__name__}")
-    position = int(index) + rows if index < 0 else int(index)
-    if not 0 <= position < rows:
-        raise InputError(f"index {index} is out of range for a file of {rows} rows")
+    position = _position(index, rows, "file")
     first = 0
     for group in range(handle.num_row_groups):
         size = handle.metadata.row_group(group).num_rows
