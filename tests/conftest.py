@@ -31,6 +31,33 @@ def _cuda_available() -> bool:
 if not _cuda_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+#: ``--quick``: the tier a developer runs between edits (about 3 minutes on 2 cores; the README's full command runs
+#: everything, as CI does). It leaves out the markers below and the suites that exercise whole front-ends or many
+#: tokenizer files: the sources' oracles, the fuzz and fault suite, the notebooks and widgets, the TUI.
+QUICK_SKIPS_MARKERS = ("slow", "models", "browser")
+QUICK_SKIPS_FOLDERS = ("sources", "reliability", "notebook", "tui")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--quick", action="store_true",
+                     help="run the quick tier only (no slow/models/browser tests, no sources/reliability/notebook/tui "
+                          "suites)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--quick"):
+        return
+    root = os.path.dirname(__file__)
+    kept, dropped = [], []
+    for item in items:
+        folder = os.path.relpath(str(item.path), root).split(os.sep)[0]
+        skip = folder in QUICK_SKIPS_FOLDERS or any(item.get_closest_marker(m) for m in QUICK_SKIPS_MARKERS)
+        (dropped if skip else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 TOKENIZER_ASSETS = ("llama-models", "draive", "llama-cpp", "mistral-common", "smollm2", "gemma3-270m")
 
 
