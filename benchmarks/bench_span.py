@@ -82,6 +82,9 @@ def main() -> None:
     student_corpus = tokenize_corpus(student, texts, name=args.student)
     pairs = [(teacher_corpus[i], student_corpus[i]) for i in range(len(texts))]
     engine = SpanEngine()
+    # per-text mode measures the compiled kernel: span_groups takes it once it is loaded (before that, a process
+    # aligns its first texts with the kernel's numpy form, which spares a one-text front end numba's import)
+    SpanEngine.warm_up()
 
     # the anchor gets ready Python lists of the non-special, non-empty spans (as GOLD has them), untimed
     prepared = []

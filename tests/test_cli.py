@@ -44,6 +44,100 @@ def test_console_script_and_stdout_stderr_split(tmp_path):
     assert proc.stderr == ""
 
 
+# run in a child process as the command would be, reporting whether numba was imported by the time it exits
+HI_WITHOUT_NUMBA = """
+import atexit, sys
+atexit.register(lambda: print("numba imported:", "numba" in sys.modules, file=sys.stderr))
+from ctkd_inspect.cli import main
+main(["llama3", "gemma2", "hi", "--json"])
+"""
+
+
+def test_hi_needs_no_numba_and_gives_the_compiled_kernels_alignment(monkeypatch):
+    """`ctkd-inspect llama3 gemma2 hi` aligns with the numpy form of the span sweep, so numba (half a second to
+    import and load) is never imported; its JSON is the alignment the compiled kernel gives."""
+    from ctkd_inspect import align
+    from ctkd_inspect.engines import span
+
+    proc = subprocess.run([sys.executable, "-c", HI_WITHOUT_NUMBA], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "numba imported: False"
+    monkeypatch.setattr(span, "ONE_TEXT_BUDGET_S", 0.0)  # here, every span_groups call takes the compiled kernel
+    expected = align("llama3", "gemma2", "hi").to_dict()
+    assert span._KERNEL is not None
+    assert json.loads(proc.stdout) == expected
+    assert expected["groups"] == [{"teacher": [1], "student": [1], "shape": "1:1", "start": 0, "end": 2,
+                                   "exact": True}]
+
+
+def test_console_script_writes_long_output_whole_and_python_m_too(tmp_path):
+    """The command ends without the interpreter's teardown after a successful align: everything written before
+    reaches the pipe, also when it is far longer than the pipe's buffer; `python -m ctkd_inspect` does the same."""
+    from ctkd_inspect import align
+
+    text = " ".join(f"word{i} café 🦙 {i * 7}" for i in range(3000))
+    path = tmp_path / "long.txt"
+    path.write_text(text, encoding="utf-8")
+    expected = align("llama3", "gemma2", text).to_dict()
+    exe = os.path.join(os.path.dirname(sys.executable), "ctkd-inspect")
+    for command in ([exe], [sys.executable, "-m", "ctkd_inspect"]):
+        proc = subprocess.run([*command, "llama3", "gemma2", "--file", str(path), "--json"], capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert len(proc.stdout) > 1_000_000
+        assert json.loads(proc.stdout) == expected
+
+
+FAST_EXIT_PROBE = """
+import atexit, sys, threading
+from ctkd_inspect.cli.common import allow_fast_exit, fast_exit
+atexit.register(lambda: print("atexit ran"))
+sys.stdout.write("x" * 200000)
+if sys.argv[1] == "thread":
+    release = threading.Event()
+    threading.Thread(target=release.wait).start()
+    atexit.register(release.set)
+if sys.argv[1] != "not-allowed":
+    allow_fast_exit()
+fast_exit()
+sys.stdout.write("returned")
+if sys.argv[1] == "thread":
+    release.set()
+"""
+
+
+@pytest.mark.parametrize(("case", "tail"), [("allowed", "atexit ran\n"), ("not-allowed", "returnedatexit ran\n"),
+                                            ("thread", "returnedatexit ran\n")])
+def test_fast_exit_runs_the_atexit_handlers_and_only_ends_the_process_when_nothing_needs_it(case, tail):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE")}  # a tracer keeps the normal exit
+    proc = subprocess.run([sys.executable, "-c", FAST_EXIT_PROBE, case], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "x" * 200000 + tail
+
+
+@pytest.mark.parametrize(("main_module", "expected"), [
+    ({"__file__": "/venv/bin/ctkd-inspect", "__spec__": None}, True),
+    ({"__file__": "/somewhere/ctkd_inspect/__main__.py", "__spec__": "ctkd_inspect.__main__"}, True),
+    ({"__file__": "/venv/bin/pytest", "__spec__": None}, False),
+    ({"__file__": "/x/other/__main__.py", "__spec__": "other.__main__"}, False),
+    ({"__spec__": None}, False),  # python -c
+])
+def test_only_the_command_itself_may_end_without_teardown(monkeypatch, main_module, expected):
+    import importlib.machinery
+    import types
+
+    from ctkd_inspect.cli import _started_as_the_command
+
+    module = types.ModuleType("__main__")
+    spec = main_module["__spec__"]
+    module.__spec__ = importlib.machinery.ModuleSpec(spec, None) if spec else None
+    if "__file__" in main_module:
+        module.__file__ = main_module["__file__"]
+    monkeypatch.setitem(sys.modules, "__main__", module)
+    assert _started_as_the_command() is expected
+
+
 def test_text_from_stdin_and_file(tmp_path):
     assert json.loads(run("llama3", "gemma2", "--json", stdin="from stdin").stdout)["text"] == "from stdin"
     path = tmp_path / "text.txt"

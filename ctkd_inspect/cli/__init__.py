@@ -13,6 +13,8 @@ To add a command: write ``ctkd_inspect/cli/<name>.py`` with a click command (hel
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import click
 
@@ -42,6 +44,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "targets": ("ctkd_inspect.cli.targets:targets_command",
                 "Compare MinED, CDM and SeDi targets on a data set with the models (alignment, coverage, Top-1)."),
 }
+
+
+def _started_as_the_command() -> bool:
+    """Whether this process is the command itself: the console script, or ``python -m ctkd_inspect``."""
+    entry = sys.modules.get("__main__")
+    spec = getattr(entry, "__spec__", None)
+    if spec is not None:
+        return spec.name == "ctkd_inspect.__main__"
+    return os.path.basename(getattr(entry, "__file__", None) or "") == "ctkd-inspect"
 
 
 class _LazyGroup(click.Group):
@@ -89,6 +100,18 @@ class _LazyGroup(click.Group):
     def format_commands(self, ctx, formatter):
         with formatter.section("Commands"):
             formatter.write_dl([(name, help_text) for name, (_, help_text) in COMMANDS.items()])
+
+    def __call__(self, *args, **kwargs):
+        # `ctkd-inspect ...` and `python -m ctkd_inspect ...` call main() with no arguments and end with its exit;
+        # click's test runner and programs that pass arguments call main.main(...) or main(args) and carry on
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as exc:
+            if not args and not kwargs and exc.code in (0, None) and _started_as_the_command():
+                from .common import fast_exit
+
+                fast_exit()  # returns when the normal exit is needed
+            raise
 
     def invoke(self, ctx):
         import warnings

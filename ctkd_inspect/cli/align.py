@@ -10,6 +10,7 @@ import click
 
 from .common import (
     EngineCommand,
+    allow_fast_exit,
     cache_option,
     check_output,
     dumps,
@@ -23,7 +24,6 @@ from .common import (
     read_text,
     stdout_console,
     text_input_options,
-    warm_up_engine,
     write_or_echo,
 )
 
@@ -93,7 +93,6 @@ def align_command(ctx, teacher, student, text, file, max_text_bytes, engine, as_
     _, _, models = check_request(teacher, student, engine, options, style="cli")
     check_output(output, (".json",), overwrite)
     cleaned = read_text(text, file, max_text_bytes)
-    warm_up_engine(engine)
     teacher_tok, student_tok = load_tokenizers((teacher, student), cache_dir)
     if any(models.values()):
         note("computing model signals (the first load of a GGUF model takes up to a minute; results are cached)")
@@ -103,8 +102,9 @@ def align_command(ctx, teacher, student, text, file, max_text_bytes, engine, as_
         write_or_echo(dumps(result.to_dict(), indent), output)
     elif as_json:
         write_or_echo(dumps(result.to_dict(), indent), None)
-    if as_json:
-        return
-    from ..rich_view import render_alignment
+    if not as_json:
+        from ..rich_view import render_alignment
 
-    render_alignment(stdout_console(), result, max_groups=max_groups)
+        render_alignment(stdout_console(), result, max_groups=max_groups)
+    if not any(models.values()):  # a model's library may have teardown of its own; the rest is all done here
+        allow_fast_exit()

@@ -48,7 +48,7 @@ class Engine(Protocol):
     supplied without a model, and ``preflight(teacher, student, options) -> None`` for checks that need the
     tokenizations but no model (a quadratic engine's memory budget); :func:`ctkd_inspect.align` calls it right after
     tokenizing, before any model is loaded; and a classmethod ``warm_up()`` that loads what its first call would load
-    (compiled kernels), so a front-end can run it in a thread while the tokenizers load.
+    (compiled kernels), for callers about to align many texts.
     """
 
     name: ClassVar[str]

@@ -21,12 +21,30 @@ registry), the student tokens a teacher token overlaps form a contiguous index r
 forward, so one two-pointer pass over both lists finds every range, and components are runs of teachers whose
 ranges chain: O(n + m), with no loop over token pairs. When no non-special token is empty either (the usual
 case) that pass meets the groups in text order and writes them as they close. Other inputs fall back to a
-union-find over the overlapping pairs and an ordering pass. All of it runs compiled (numba, cached on disk, in
-``_span_kernel``): about a microsecond per text, plus about as much again for the call from Python.
+union-find over the overlapping pairs and an ordering pass.
+
+Two implementations of the sweep give one result (the same :class:`GroupTable`, array for array; the tests compare
+them on the real corpus and on fuzzed spans):
+
+- **compiled** (numba, cached on disk, in ``_span_kernel``): every input, about 2 µs per short text from Python
+  and 6 ns per token, and whole corpora in one call (:func:`span_groups_corpus`: corpus mode, the preflight
+  checks). Its price is paid once per process: importing numba (which pulls in scipy's BLAS check) and loading
+  the cached machine code take about 0.4 s, as long as parsing the Llama 3 tokenizer;
+- **vectorised numpy** (:func:`_sorted_groups_numpy`): the usual case only (sorted spans, no empty non-special
+  token), about 30 µs per short text and 25 ns per token, with nothing to load. It exists for the front ends that
+  align one text and exit or wait for the next (``ctkd-inspect TEACHER STUDENT TEXT``, the TUI, the widgets):
+  the compiled path's load made ``ctkd-inspect llama3 gemma2 hi`` 0.4 s slower (``benchmarks/bench_startup.py``).
+
+:func:`span_groups` uses the numpy form while the compiled kernel is not loaded and the time spent in it stays
+below what loading the kernel costs (:data:`ONE_TEXT_BUDGET_S`); any other input, and every call once the kernel is
+loaded (by a corpus call, :meth:`SpanEngine.warm_up`, an input the numpy form does not take, or that budget
+spent), goes to the compiled kernel. So a one-text front end never imports numba, and a process that aligns text
+after text one by one spends at most about twice what the better path alone would have cost (the ski-rental rule).
 """
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 import numpy as np
@@ -50,6 +68,73 @@ def _load_kernel():
     return _KERNEL
 
 
+#: Seconds of the numpy path a process may spend before :func:`span_groups` loads the compiled kernel instead: about
+#: what that load costs (numba's import and its cache, measured 0.35-0.45 s on two cores), so a process that aligns
+#: text after text spends at most twice what the better path alone would have cost.
+ONE_TEXT_BUDGET_S = 0.4
+_one_text_spent = 0.0
+
+
+def _wide_sorted(starts: np.ndarray, ends: np.ndarray, special: np.ndarray):
+    """``(positions, starts, ends)`` of one side's non-special tokens, or ``None`` when one of them is empty (or
+    reversed) or their spans are not sorted (starts and ends non-decreasing): the inputs only the compiled kernel
+    takes. The same conditions as the kernel's ``gather_wide``, which picks its one-pass path on them."""
+    kept = ~special
+    if (kept & (ends <= starts)).any():
+        return None
+    positions = np.flatnonzero(kept)
+    a, b = starts[positions], ends[positions]
+    if len(positions) > 1 and ((a[1:] < a[:-1]).any() or (b[1:] < b[:-1]).any()):
+        return None
+    return positions, a, b
+
+
+def _sorted_groups_numpy(t_starts, t_ends, t_special, s_starts, s_ends, s_special):
+    """The compiled one-pass sweep (``_span_kernel.groups_sorted``) written with numpy, for one text: the CSR arrays
+    ``(teacher_offsets, teacher_indices, student_offsets, student_indices)`` (int64) equal to the compiled
+    kernel's, or ``None`` when the input is not of the usual case (see :func:`_wide_sorted`).
+
+    For sorted spans the students that teacher ``i`` overlaps are ``[lo_i, hi_i)`` with ``lo_i`` the first student
+    ending after the teacher starts and ``hi_i`` the first starting at or after it ends, both non-decreasing in
+    ``i``; the kernel's two pointers are these two ``searchsorted`` calls. A teacher joins the previous teacher's
+    group when both overlap students and its range starts before the previous one ends (the union of a run of such
+    ranges is one contiguous student range: the component's students). Students in no such range are groups of
+    their own; every group is placed by the first student index it could hold (a teacher group before a lone
+    student at the same index, as the sweep writes them). Groups come out in text order with every token in order,
+    so the index arrays are the positions of the non-special tokens themselves.
+    """
+    teacher = _wide_sorted(t_starts, t_ends, t_special)
+    student = _wide_sorted(s_starts, s_ends, s_special) if teacher is not None else None
+    if student is None:
+        return None
+    (t_pos, ts, te), (s_pos, ss, se) = teacher, student
+    n, m = len(t_pos), len(s_pos)
+    lo = np.searchsorted(se, ts, "right")
+    hi = np.searchsorted(ss, te, "left")
+    linked = hi > lo
+    joins = np.zeros(n, dtype=bool)
+    joins[1:] = linked[1:] & linked[:-1] & (lo[1:] < hi[:-1])
+    first = np.flatnonzero(~joins)  # the first teacher of each teacher group
+    after = np.empty_like(first)  # one past its last teacher
+    after[:-1] = first[1:]
+    after[-1:] = n
+    g_lo = lo[first]
+    g_hi = np.where(linked[first], hi[after - 1], g_lo)  # the group's students: [g_lo, g_hi)
+    # the ranges are disjoint, so a student is in one exactly when the running count of opened ranges is not 0
+    depth = np.cumsum(np.bincount(g_lo, minlength=m + 1) - np.bincount(g_hi, minlength=m + 1))
+    alone = np.flatnonzero(depth[:m] == 0)
+    teacher_at = np.arange(len(first)) + np.searchsorted(alone, g_lo, "left")
+    alone_at = np.arange(len(alone)) + np.searchsorted(g_lo, alone, "right")
+    t_off = np.zeros(len(first) + len(alone) + 1, dtype=np.int64)
+    s_off = np.zeros_like(t_off)
+    t_off[teacher_at + 1] = after - first
+    s_off[teacher_at + 1] = g_hi - g_lo
+    s_off[alone_at + 1] = 1
+    np.cumsum(t_off, out=t_off)
+    np.cumsum(s_off, out=s_off)
+    return t_off, t_pos.astype(np.int64, copy=False), s_off, s_pos.astype(np.int64, copy=False)
+
+
 def _components(function, ts, te, ss, se):
     t_comp = np.full(len(ts), -1, np.int64)
     s_comp = np.full(len(ss), -1, np.int64)
@@ -71,11 +156,22 @@ def _components_general(ts, te, ss, se):
 def span_groups(teacher: Tokenization, student: Tokenization) -> GroupTable:
     """The span-component groups of two tokenizations of one text, ordered along the text.
 
+    The same table from either path (see the module docstring): the numpy form while the compiled kernel is not
+    loaded and :data:`ONE_TEXT_BUDGET_S` is not spent, for the inputs it takes; the compiled kernel otherwise.
+
     Raises:
         EngineError: the tokenizations are of different texts.
     """
+    global _one_text_spent
     if teacher.text != student.text:
         raise EngineError("the teacher and student tokenizations are of different texts")
+    if _KERNEL is None and _one_text_spent < ONE_TEXT_BUDGET_S:
+        began = time.perf_counter()
+        arrays = _sorted_groups_numpy(teacher.starts, teacher.ends, teacher.special, student.starts, student.ends,
+                                      student.special)
+        _one_text_spent += time.perf_counter() - began
+        if arrays is not None:
+            return GroupTable.from_arrays(*arrays)
     # one compiled call fills one array; the four CSR arrays are views of it (the table keeps it alive)
     out, a, b, c, d, e, f, h = (_KERNEL or _load_kernel()).span_groups_arrays(
         teacher.starts, teacher.ends, teacher.special, student.starts, student.ends, student.special)
@@ -132,8 +228,10 @@ class SpanEngine:
 
     @classmethod
     def warm_up(cls) -> None:
-        """Load the compiled sweep (numba's import and its on-disk cache, about half a second) without aligning
-        anything; front-ends run it in a thread while the tokenizers load, so the first answer does not wait."""
+        """Load the compiled sweep (numba's import and its on-disk cache, about 0.4 s) without aligning anything,
+        so that every later :func:`span_groups` call takes it: for callers about to align many texts one by one.
+        One-text front ends do not call it (the numpy form answers them without numba); nor does it help to run
+        it in a thread while tokenizers load, since the tokenizers library holds the GIL while it parses."""
         empty = np.zeros(0, dtype=np.int64)
         _load_kernel().span_groups_arrays(empty, empty, np.zeros(0, dtype=bool), empty, empty,
                                           np.zeros(0, dtype=bool))

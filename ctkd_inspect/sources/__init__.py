@@ -401,9 +401,35 @@ def _load_alias(alias: Alias, root: Path | None, fetch: bool, progress: Progress
         raise TokenizerLoadError(
             f"alias {alias.name!r}: {_load_failure(path, exc)} Run `ctkd-inspect fetch --force {alias.name}` "
             "to download it again.") from exc
-    _save_to_cache(tok, entry, {"alias": alias.name, "asset": alias.asset, "file": alias.file,
-                                "source_sha256": _recorded_sha256(alias, root) or sha256_file(path)})
-    return _as_backend(tok, backend), entry
+    saved = _save_to_cache(tok, entry, {"alias": alias.name, "asset": alias.asset, "file": alias.file,
+                                        "source_sha256": _recorded_sha256(alias, root) or sha256_file(path)})
+    return _as_saved(tok, entry if saved else None, backend), entry
+
+
+def _as_saved(tok, entry: Path | None, backend: str):
+    """The freshly converted ``tok`` as a later, warm load gives it: read back from its saved cache ``entry``
+    (or, when the cache could not keep it, from a temporary copy saved the same way).
+
+    The object the conversion builds is not the one a warm load returns (for Gemma it is transformers'
+    ``GemmaTokenizer``, which pads on the left, where the saved entry loads as a generic fast tokenizer padding on
+    the right); reading the saved form back makes the first run and every later one see the same tokenizer.
+    """
+    if entry is not None:
+        state, info = _entry_state(entry)
+        if state == "present":
+            try:
+                return _load_entry(entry, info, backend)
+            except CachedTokenizerDamaged:
+                pass  # changed under us since it was written: the tokenizer in memory is still the right one
+    import tempfile
+
+    from transformers import PreTrainedTokenizerFast
+
+    from .thirdparty import quiet_transformers
+
+    with tempfile.TemporaryDirectory(prefix="ctkd-inspect-") as folder, quiet_transformers():
+        tok.save_pretrained(folder)
+        return _as_backend(PreTrainedTokenizerFast.from_pretrained(folder), backend)
 
 
 def _recorded_sha256(alias: Alias, root: Path | None) -> str | None:
@@ -618,40 +644,21 @@ def load_tokenizer(name: str, *, cache_dir: str | Path | None = None, fetch: boo
     return tok
 
 
-def _is_warm(name: str, root: Path | None) -> bool:
-    """Whether ``name`` is an alias whose converted entry is in the cache (loading it parses, nothing more)."""
-    alias = find_alias(name)
-    return (alias is not None and not Path(name).expanduser().exists()
-            and _entry_state(_cache_entry(alias.name, root))[0] == "present")
-
-
 def load_tokenizers(names, *, cache_dir: str | Path | None = None, fetch: bool = True,
                     backend: str = "rust") -> list:
     """Several tokenizers by name, in the order given (see :func:`load_tokenizer`); ``rust`` backend by default.
+    A name given twice is loaded once (both places hold the same object).
 
-    When every name is an alias already converted in the cache, the tokenizers are parsed in parallel threads
-    (the Rust parser releases the GIL, so a free core takes the second parse; both parses are in memory at once,
-    about 130 MB more at the peak for Llama 3 + Gemma 2). ``benchmarks/bench_startup.py`` measures it against
-    loading one after the other. Anything else (a first conversion, a download, a path, a hub id) loads one name
-    after the other. Progress stages and warnings reach the caller's reporter and warning display from every
-    thread.
+    They load one after the other. Parsing them in parallel threads gains nothing: the tokenizers library holds
+    the GIL for the whole parse (``Tokenizer.from_buffer`` does not release it), so a second thread only waits,
+    and each thread's own malloc arena raised the peak memory of Llama 3 + Gemma 2 by about 110 MB
+    (``benchmarks/bench_startup.py`` measures both).
 
     Raises:
         as :func:`resolve_tokenizer`, for the first name (in order) that fails.
     """
-    import contextvars
-    from concurrent.futures import ThreadPoolExecutor
-
     _check_backend(backend)
     names = list(names)
-    unique = list(dict.fromkeys(names))
-    root = Path(cache_dir).expanduser() if cache_dir else None
-    kwargs = {"cache_dir": cache_dir, "fetch": fetch, "backend": backend}
-    if len(unique) > 1 and backend == "rust" and all(_is_warm(name, root) for name in unique):
-        with ThreadPoolExecutor(max_workers=min(len(unique), os.cpu_count() or 1)) as pool:
-            futures = [pool.submit(contextvars.copy_context().run, load_tokenizer, name, **kwargs)
-                       for name in unique]
-            loaded = dict(zip(unique, (future.result() for future in futures)))
-    else:
-        loaded = {name: load_tokenizer(name, **kwargs) for name in unique}
+    loaded = {name: load_tokenizer(name, cache_dir=cache_dir, fetch=fetch, backend=backend)
+              for name in dict.fromkeys(names)}
     return [loaded[name] for name in names]

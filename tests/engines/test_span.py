@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import networkx as nx
@@ -16,7 +17,15 @@ from hypothesis import strategies as st
 
 from ctkd_inspect import align
 from ctkd_inspect.alignment import GroupTable
-from ctkd_inspect.engines.span import SpanEngine, _components_general, _components_sorted, span_groups
+from ctkd_inspect.engines import span
+from ctkd_inspect.engines.span import (
+    SpanEngine,
+    _components_general,
+    _components_sorted,
+    _load_kernel,
+    _sorted_groups_numpy,
+    span_groups,
+)
 from ctkd_inspect.errors import EngineError
 
 from .helpers import assert_engine_invariants, from_pieces, from_spans
@@ -290,6 +299,110 @@ def test_groups_equal_the_rules_on_every_path(data):
         assert np.array_equal(s_idx[s_at[i]:s_at[i + 1]], table.student_indices)
 
 
+# --------------------------------------------------------------------------------------------------------------
+# the numpy form of the one-pass sweep against the compiled kernel
+
+
+def compiled_arrays(teacher, student):
+    """The compiled kernel's four CSR arrays for one text, whatever path span_groups would take."""
+    out, a, b, c, d, e, f, h = _load_kernel().span_groups_arrays(teacher.starts, teacher.ends, teacher.special,
+                                                                 student.starts, student.ends, student.special)
+    return out[a:b], out[:c], out[d:e], out[f:h]
+
+
+def usual_case(tokens) -> bool:
+    """Whether one side is what the numpy form takes, stated in plain Python: every non-special token non-empty,
+    and their starts and ends each non-decreasing."""
+    spans = [(int(a), int(b)) for a, b, sp in zip(tokens.starts, tokens.ends, tokens.special) if not sp]
+    return (all(b > a for a, b in spans) and all(x[0] <= y[0] for x, y in pairwise(spans))
+            and all(x[1] <= y[1] for x, y in pairwise(spans)))
+
+
+def assert_numpy_form_matches(teacher, student) -> bool:
+    """The numpy form gives the compiled kernel's arrays exactly (values and int64) on the usual case and declines
+    every other input; returns whether it answered."""
+    arrays = _sorted_groups_numpy(teacher.starts, teacher.ends, teacher.special, student.starts, student.ends,
+                                  student.special)
+    if not (usual_case(teacher) and usual_case(student)):
+        assert arrays is None
+        return False
+    assert arrays is not None
+    for name, ours, theirs in zip(("t_off", "t_idx", "s_off", "s_idx"), arrays, compiled_arrays(teacher, student)):
+        assert ours.dtype == theirs.dtype == np.int64, name
+        assert ours.tolist() == theirs.tolist(), name
+    return True
+
+
+@pytest.mark.parametrize("special", [True, False], ids=["with-special", "without-special"])
+@pytest.mark.parametrize(("teacher", "student"), [("llama3", "gemma2"), ("gemma3", "smollm2"), ("bert", "llama3"),
+                                                  ("llama2", "mistral")])
+def test_numpy_form_equals_the_compiled_kernel_on_the_corpus(teacher, student, special, corpus, tok):
+    from ctkd_inspect.text import tokenize_corpus
+
+    texts = [*corpus, "", "hi", " ", "\n\n", "🦙🦙", "a  b"]
+    t_corpus = tokenize_corpus(tok(teacher), texts, add_special_tokens=special)
+    s_corpus = tokenize_corpus(tok(student), texts, add_special_tokens=special)
+    answered = sum(assert_numpy_form_matches(t_corpus[i], s_corpus[i]) for i in range(len(texts)))
+    assert answered >= 0.9 * len(texts)  # the usual case is the usual one: the numpy form is what runs
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_numpy_form_equals_the_compiled_kernel_on_fuzzed_spans(data):
+    """Sorted cuts with touching spans, byte tokens sharing a span, gaps (tokens with no partner), marker tokens,
+    special tokens anywhere, one side empty; and inputs the numpy form must decline (empty or unsorted spans)."""
+    length = data.draw(st.integers(0, 40))
+    text = "x" * length
+    sides = []
+    for _ in range(2):
+        if length == 0 or data.draw(st.integers(0, 9)) == 0:
+            spans, special = [], []
+        elif data.draw(st.booleans()):
+            spans = data.draw(sorted_spans(length))
+            special = data.draw(st.lists(st.sampled_from([False] * 6 + [True]), min_size=len(spans),
+                                         max_size=len(spans)))
+        else:
+            spans, special = data.draw(token_spans(length))
+        if data.draw(st.booleans()):  # a BOS-like special token with an empty span in front
+            spans, special = [(0, 0), *spans], [True, *special]
+        sides.append(from_spans("t", text, spans, special=special))
+    teacher, student = sides
+    if assert_numpy_form_matches(teacher, student):
+        table = GroupTable.from_arrays(*_sorted_groups_numpy(teacher.starts, teacher.ends, teacher.special,
+                                                             student.starts, student.ends, student.special))
+        assert table_groups(table) == reference_groups(teacher, student)
+
+
+def test_span_groups_uses_numpy_until_the_kernel_is_loaded_or_the_budget_spent(monkeypatch):
+    """One definition of the result, two paths: while the kernel is not loaded the numpy form answers (and its
+    time is counted); with the budget spent, or the kernel loaded, the compiled kernel does; an input the numpy
+    form declines goes to the kernel too."""
+    calls = []
+
+    def counted(*arrays):
+        calls.append(len(arrays[0]))
+        return _sorted_groups_numpy(*arrays)
+
+    teacher = from_pieces("t", ["A", " group", " of", " cats"])
+    student = from_pieces("s", ["A", " gr", "oup", " of cats"])
+    expected = [([0], [0]), ([1], [1, 2]), ([2, 3], [3])]
+    monkeypatch.setattr(span, "_sorted_groups_numpy", counted)
+    monkeypatch.setattr(span, "_KERNEL", None)
+    monkeypatch.setattr(span, "_one_text_spent", 0.0)
+    assert table_groups(span_groups(teacher, student)) == expected
+    assert calls == [4] and span._KERNEL is None and span._one_text_spent > 0
+    # an empty token between two groups: alone, before the group starting where it stands (the kernel's rules)
+    declined = from_spans("s", teacher.text, [(0, 1), (1, 1), (1, 15)])
+    assert table_groups(span_groups(teacher, declined)) == [([0], [0]), ([], [1]), ([1, 2, 3], [2])]
+    assert len(calls) == 2 and span._KERNEL is not None
+    assert table_groups(span_groups(teacher, student)) == expected  # the kernel is loaded now
+    assert len(calls) == 2
+    monkeypatch.setattr(span, "_KERNEL", None)
+    monkeypatch.setattr(span, "_one_text_spent", span.ONE_TEXT_BUDGET_S)  # budget spent: the kernel is loaded
+    assert table_groups(span_groups(teacher, student)) == expected
+    assert len(calls) == 2 and span._KERNEL is not None
+
+
 def test_span_groups_builds_the_table_worked_out_by_hand():
     """span_groups builds its table with GroupTable.from_arrays (no re-checking: the constructor costs more than
     the sweep); its arrays must be the CSR table worked out by hand, with the constructor's int64 types.
@@ -309,7 +422,7 @@ def test_span_groups_builds_the_table_worked_out_by_hand():
 
 CACHE_PROBE = """
 import json, numpy as np
-from ctkd_inspect.engines import span, _span_kernel as kernel
+from ctkd_inspect.engines import _span_kernel as kernel
 from ctkd_inspect.text import Tokenization
 
 def tokens(spans):
@@ -319,7 +432,7 @@ def tokens(spans):
                         ends=np.array([b for _, b in spans], dtype=np.int64), special=np.zeros(n, dtype=bool))
 
 t, s = tokens([(0, 2), (2, 6)]), tokens([(0, 3), (3, 6)])
-span.span_groups(t, s)
+kernel.span_groups_arrays(t.starts, t.ends, t.special, s.starts, s.ends, s.special)  # span_groups may take numpy
 kernel.span_groups_many(t.starts, t.ends, t.special, np.array([0, 2]), s.starts, s.ends, s.special, np.array([0, 2]))
 stats = {name: getattr(kernel, name).stats for name in ("span_groups_arrays", "span_groups_many")}
 print(json.dumps({name: [sum(st.cache_hits.values()), sum(st.cache_misses.values())] for name, st in stats.items()}))

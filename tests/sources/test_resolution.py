@@ -154,6 +154,36 @@ def test_converted_tokenizers_are_cached_and_reused(tmp_path):
     assert (entry / MANIFEST).exists()
 
 
+@pytest.mark.parametrize("cache", ["writable", "read-only"])
+def test_the_first_conversion_gives_the_tokenizer_later_loads_give(tmp_path, monkeypatch, cache):
+    """Gemma 2's conversion builds transformers' GemmaTokenizer (padding on the left), while its saved entry loads
+    as a generic fast tokenizer (padding on the right): the first run must return what every later run loads, also
+    when the cache cannot keep the entry."""
+    import errno
+    import warnings
+
+    import ctkd_inspect.sources as sources
+    from ctkd_inspect.sources.cache import CacheWarning
+
+    root = tmp_path / "cache"
+    shutil.copytree(asset_dir("draive"), root / "assets" / "draive")
+    if cache == "read-only":
+        def read_only(*_args, **_kwargs):
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        monkeypatch.setattr(sources, "install_entry", read_only)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheWarning)
+        first, _ = resolve_tokenizer("gemma2", cache_dir=root)
+        first_rust, _ = resolve_tokenizer("gemma2", cache_dir=root, backend="rust")
+    warm, _ = resolve_tokenizer("gemma2")  # the shared cache holds the converted entry by now
+    assert type(first) is type(warm)
+    assert first.padding_side == first_rust.padding_side == warm.padding_side == "right"
+    batch = ["Hello", "a longer text, café 🦙"]
+    assert first(batch, padding=True)["input_ids"] == warm(batch, padding=True)["input_ids"]
+    assert first_rust(batch)["input_ids"] == warm(batch)["input_ids"]
+
+
 def test_interrupted_fetch_leaves_nothing_trusted(tmp_path, monkeypatch):
     """A fetch that dies while unpacking leaves no entry and no staging folder a later run would trust."""
     from ctkd_inspect.sources import assets

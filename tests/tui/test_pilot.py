@@ -562,7 +562,11 @@ async def test_engines_with_models_work_with_the_aliases_that_name_models(make_a
     """gemma3 and smollm2 name small real models: CDM's entropy and Soft-DTW's representations come from them,
     with the spinner up while the signals compute, and the interface answering meanwhile."""
     pytest.importorskip("torch")
-    app = make_app("gemma3", "smollm2", "The capital of France is Paris.")
+    import uuid
+
+    # a text no earlier test aligned: its model signals are not in the cache, so computing them takes seconds
+    # (with cached signals CDM answers between two polls and the spinner is never seen)
+    app = make_app("gemma3", "smollm2", f"The capital of France is Paris. Run {uuid.uuid4().hex[:8]}.")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         app.set_engine("cdm")
