@@ -150,7 +150,10 @@ def test_converted_tokenizers_are_cached_and_reused(tmp_path):
     assert tok1(text)["input_ids"] == tok2(text)["input_ids"]
     # an entry without its manifest (an interrupted conversion) is not trusted: it is rebuilt
     (entry / MANIFEST).unlink()
-    resolve_tokenizer("mistral", cache_dir=root)
+    from ctkd_inspect.sources.cache import CacheWarning
+
+    with pytest.warns(CacheWarning, match="'mistral'.*is damaged: no manifest"):
+        resolve_tokenizer("mistral", cache_dir=root)
     assert (entry / MANIFEST).exists()
 
 
