@@ -164,10 +164,15 @@ def divergence(kind: str, student_logits: torch.Tensor | None = None, teacher_lo
         return kl(log_q, log_p)
     # mixtures in log space: log(a·p + b·q) = logaddexp(log a + log p, log b + log q), one fused pass instead of
     # two exponentials, a sum and a logarithm
-    if kind == "skewed_forward_kl":
-        return kl(log_p, _log_mixture(log_p, log_q, skew))
-    if kind == "skewed_reverse_kl":
-        return kl(log_q, _log_mixture(log_p, log_q, 1 - skew))
+    if kind in ("skewed_forward_kl", "skewed_reverse_kl"):
+        reverse = kind == "skewed_reverse_kl"
+        weight = (1 - skew) if reverse else skew  # the mixture's weight on the target
+        if 0 < weight < 1 and not log_p.requires_grad:
+            from .rowwise import skewed_kl
+
+            return skewed_kl(log_q, log_p, skew, reverse=reverse)  # the same value, a few rows at a time
+        mixture = _log_mixture(log_p, log_q, weight)
+        return kl(log_q, mixture) if reverse else kl(log_p, mixture)
     if kind == "js":
         m = _log_mixture(log_p, log_q, 0.5)
         return 0.5 * kl(log_p, m) + 0.5 * kl(log_q, m)
@@ -365,9 +370,11 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, log_probs: torch.T
 
 
 def entropy_from_logp(log_probs: torch.Tensor) -> torch.Tensor:
-    """``−Σ p·log p`` over the last axis, from log-probabilities (no gradient)."""
-    log_probs = log_probs.detach()
-    return -(log_probs.exp() * log_probs).sum(-1)
+    """``−Σ p·log p`` over the last axis, from log-probabilities (no gradient; a few rows at a time, see
+    :mod:`~ctkd_inspect.losses.rowwise`)."""
+    from .rowwise import entropy_from_logp as rowwise_entropy
+
+    return rowwise_entropy(log_probs)
 
 
 def check_rate(name: str, value: float, low: float = 0.0, high: float = 1.0) -> float:

@@ -58,6 +58,7 @@ from .base import (
     response_positions,
 )
 from .dskd import DSKDLoss
+from .rowwise import entropy_from_logits
 
 
 def normalised_weights(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -157,7 +158,7 @@ class DWALoss(DSKDLoss):
         t2s_ce, t2s_kd, s2t_kd, correct, t2s_logp = self.kd_terms(batch, student, teacher, cma)
         student_logp = torch.log_softmax(student.logits.float(), -1)  # the CE's, reused for the weights
         w_s = normalised_weights(entropy_from_logp(student_logp), s_mask)
-        teacher_entropy = entropy_from_logp(torch.log_softmax(teacher.logits.detach().float(), -1))
+        teacher_entropy = entropy_from_logits(teacher.logits)
         certainty = (1.0 - teacher_entropy / (math.log(teacher.logits.shape[-1]) + 1e-9)).clamp(0, 1)
         w_t = normalised_weights(certainty, t_mask)
         gate = t2s_logp.detach().max(-1).values.exp() * s_mask.float()  # the peak of softmax(t2s logits)

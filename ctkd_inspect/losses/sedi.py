@@ -53,6 +53,7 @@ ground-truth next token; SeDi reports 95.27 for LLaMA2→GPT2 on Dolly), ``top1_
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -70,6 +71,34 @@ from .base import (
     per_example_mean,
 )
 from .data import DEFAULT_WINDOW
+
+
+@dataclass
+class PseudoTargets:
+    """SeDi's pseudo-probability targets in sparse form: the cell ``(rows[i], cols[i])`` (``rows`` flat over
+    ``(B, Ls)``, ``b·Ls + position``; ``cols`` student ids) holds ``sums[i]``, the summed probability of the
+    candidates written there, sorted by row then column, one entry per cell; every other cell is 0 (not written).
+    ``window_of_row`` ``(B, Ls)``: the window that wrote each row (``-1``); ``teacher_entropy`` and ``floor``
+    ``(B, G)``: the entropy and the smallest log-probability of the teacher's row at each window's ``q*``;
+    ``covered``: the ``(numerator, denominator)`` of the top-K coverage."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    sums: torch.Tensor
+    window_of_row: torch.Tensor
+    teacher_entropy: torch.Tensor
+    floor: torch.Tensor
+    covered: tuple[float, float]
+
+    def top1(self, n_rows: int) -> torch.Tensor:
+        """Per flat row, the column holding the most probability (the smallest such column on a tie; 0 for a row
+        nothing was written into)."""
+        device = self.sums.device
+        best = torch.zeros(n_rows, device=device).scatter_reduce(0, self.rows, self.sums, "amax", include_self=False)
+        at_best = self.sums == best[self.rows]
+        top = torch.full((n_rows,), torch.iinfo(torch.long).max, dtype=torch.long, device=device)
+        top = top.scatter_reduce(0, self.rows[at_best], self.cols[at_best], "amin")
+        return torch.where(top == torch.iinfo(torch.long).max, 0, top)
 
 
 class SeDiLoss(DistillationLoss):
@@ -139,25 +168,24 @@ class SeDiLoss(DistillationLoss):
             lengths[with_prefix[:, 0], with_prefix[:, 1]] = sub_len.to(lengths.device)
         return enc, lengths
 
-    def targets(self, batch, student_logits: torch.Tensor, teacher_logits: torch.Tensor):
-        """The pseudo-probability rows SeDi builds: ``(P, window_of_row, teacher_entropy, floor, covered)`` with
-        ``P`` ``(B, Ls, V_S)`` summed candidate probabilities (0: not written), ``window_of_row`` ``(B, Ls)`` the
-        window that wrote each row (``-1``), ``teacher_entropy`` and ``floor`` ``(B, G)``: the entropy and the
-        smallest log-probability of the teacher's row at each window's ``q*``, and ``covered`` the
-        ``(numerator, denominator)`` of the top-K coverage."""
+    def targets(self, batch, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> PseudoTargets:
+        """The pseudo-probability rows SeDi builds, as the written cells only (see :class:`PseudoTargets`): a row
+        writes at most K candidates into a vocabulary of tens of thousands, so the dense ``(B, Ls, V_S)`` form
+        would be almost all zeros."""
         B, Ls, Vs = student_logits.shape
+        device = student_logits.device
         q = batch.sedi_query
         W = batch.sedi_rows.shape[-1] if batch.sedi_rows.dim() == 3 else self.window
         if self.window != W:
             raise InputError(f"the batch's SeDi windows are {W} positions wide but the loss was built with "
                              f"window={self.window}; use the same window for PairBuilder and the loss")
         live = q >= 0
-        P = torch.zeros(B, Ls, Vs, device=student_logits.device)
-        window_of_row = torch.full((B, Ls), -1, dtype=torch.long, device=student_logits.device)
+        window_of_row = torch.full((B, Ls), -1, dtype=torch.long, device=device)
         G = q.shape[1]
         if G == 0 or not bool(live.any()):
-            zeros = torch.zeros(B, G, device=P.device)
-            return P, window_of_row, zeros, zeros, (0.0, 0.0)
+            zeros = torch.zeros(B, G, device=device)
+            empty = torch.zeros(0, dtype=torch.long, device=device)
+            return PseudoTargets(empty, empty, torch.zeros(0, device=device), window_of_row, zeros, zeros, (0.0, 0.0))
         rows_t = gather_positions(teacher_logits, q).float() / self.temperature  # (B, G, Vt)
         log_p = torch.log_softmax(rows_t, -1)
         teacher_entropy = -(log_p.exp() * log_p).sum(-1)
@@ -167,18 +195,22 @@ class SeDiLoss(DistillationLoss):
         candidates, probs = top.indices, top.values.exp()  # (B, G, K)
         enc, lengths = self._encodings(batch, candidates)
         rows = batch.sedi_rows  # (B, G, W)
-        l_index = torch.arange(W, device=P.device)
+        l_index = torch.arange(W, device=device)
         target_rows = rows[:, :, None, :].expand(B, G, K, W)
         valid = (live[:, :, None, None] & (target_rows >= 0) & (l_index < lengths[..., None]) & (enc >= 0)
                  & (enc < Vs))
-        b_index = torch.arange(B, device=P.device).view(B, 1, 1, 1).expand_as(valid)
-        values = probs[..., None].expand_as(valid)
-        P.index_put_((b_index[valid], target_rows[valid], enc[valid]), values[valid].float(), accumulate=True)
+        b_index = torch.arange(B, device=device).view(B, 1, 1, 1).expand_as(valid)
+        values = probs[..., None].expand_as(valid)[valid].float()
+        # candidates written into the same cell are summed (the collisions rule): one sum per distinct cell
+        cells = (b_index[valid] * Ls + target_rows[valid]) * Vs + enc[valid]
+        cells, slot = torch.unique(cells, sorted=True, return_inverse=True)
+        sums = torch.zeros(len(cells), device=device).index_add_(0, slot, values)
         written = valid.any(2)  # (B, G, W): the window wrote that row
-        g_index = torch.arange(G, device=P.device).view(1, G, 1).expand(B, G, W)
+        g_index = torch.arange(G, device=device).view(1, G, 1).expand(B, G, W)
         window_of_row[b_index[:, :, 0, :][written], rows[written]] = g_index[written]
         covered = (float((live[..., None] & (lengths > 0)).sum()), float(live.sum()) * K)
-        return P, window_of_row, teacher_entropy, floor, covered
+        return PseudoTargets(torch.div(cells, Vs, rounding_mode="floor"), cells % Vs, sums, window_of_row,
+                             teacher_entropy, floor, covered)
 
     def compute(self, batch, student, teacher) -> LossOutput:
         labels = batch.student_labels
@@ -190,37 +222,52 @@ class SeDiLoss(DistillationLoss):
         student_logp = torch.log_softmax(z_s / self.temperature, -1)
         ce = per_example_mean(cross_entropy(student.logits, labels, student_logp if self.temperature == 1 else None),
                               mask)
-        P, window_of_row, teacher_entropy, floor, covered = self.targets(batch, student.logits, teacher.logits)
-        best = P.max(-1)  # a row has a pseudo target when some candidate wrote into it
-        has_target = (best.values > 0) & mask
-        row_window = window_of_row.clamp_min(0)
-        V = z_s.shape[-1]
+        pseudo = self.targets(batch, student.logits, teacher.logits)
+        B, Ls, V = z_s.shape
+        flat_mask = mask.view(-1)
+        # a row has a pseudo target when some candidate wrote a positive probability into it
+        positive = pseudo.sums > 0
+        has_target = torch.zeros(B * Ls, dtype=torch.bool, device=z_s.device)
+        has_target[pseudo.rows[positive]] = True
+        has_target &= flat_mask
+        chosen = torch.nonzero(has_target).view(-1)  # the rows the KL and entropy terms are computed on
+        position = torch.full((B * Ls,), -1, dtype=torch.long, device=z_s.device)
+        position[chosen] = torch.arange(len(chosen), device=z_s.device)
+        row_window = pseudo.window_of_row.clamp_min(0)
+        floor = pseudo.floor
+        row_floor = (floor.gather(1, row_window) if floor.shape[1] else torch.zeros_like(z_s[..., 0])).view(-1)
         ada = torch.zeros(V, device=z_s.device, dtype=z_s.dtype)
         ada = torch.cat([self.ada[:V], ada[len(self.ada):]]) if len(self.ada) < V else self.ada[:V]
-        row_floor = floor.gather(1, row_window) if floor.shape[1] else torch.zeros_like(z_s[..., 0])
-        # written columns: the log of their summed probability, which is never below the teacher row's floor;
-        # unwritten ones (log 0 = −inf): the floor
-        teacher_part = torch.log(P).clamp_min(row_floor[..., None])
-        pseudo_logp = torch.log_softmax(teacher_part + ada * z_s.detach(), -1)
+        # the pseudo logits of the chosen rows: the log of a written column's summed probability (never below the
+        # teacher row's floor), the floor on the others (log 0 = −inf, clamped), plus Ada's share
+        chosen_floor = row_floor[chosen]
+        teacher_part = chosen_floor[:, None].expand(len(chosen), V).clone()
+        cell = positive & has_target[pseudo.rows]
+        at = position[pseudo.rows[cell]]
+        teacher_part[at, pseudo.cols[cell]] = torch.maximum(pseudo.sums[cell].log(), chosen_floor[at])
+        pseudo_logp = torch.log_softmax(torch.addcmul(teacher_part, ada, z_s.detach().view(-1, V)[chosen]), -1)
         from torch.nn import functional
 
-        kl_rows = functional.kl_div(student_logp, pseudo_logp, reduction="none", log_target=True).sum(-1)
-        onehot = -student_logp.gather(-1, torch.where(mask, labels, 0).unsqueeze(-1)).squeeze(-1)
-        kl_pos = torch.where(has_target, kl_rows, onehot)
+        kl_chosen = functional.kl_div(student_logp.view(-1, V)[chosen], pseudo_logp, reduction="none",
+                                      log_target=True).sum(-1)
+        onehot = -student_logp.gather(-1, torch.where(mask, labels, 0).unsqueeze(-1)).squeeze(-1).view(-1)
+        kl_pos = onehot.index_put((chosen,), kl_chosen).view(B, Ls)
         kl = per_example_mean(torch.where(mask, kl_pos, torch.zeros_like(kl_pos)), mask)
         pseudo_entropy = -(pseudo_logp.exp() * pseudo_logp).sum(-1)
-        t_entropy = teacher_entropy.gather(1, row_window) if teacher_entropy.shape[1] else \
-            torch.zeros_like(pseudo_entropy)
-        gap = torch.where(has_target, (pseudo_entropy - t_entropy) ** 2, torch.zeros_like(pseudo_entropy))
-        entropy = per_example_mean(gap, mask)
+        teacher_entropy = pseudo.teacher_entropy
+        t_entropy = (teacher_entropy.gather(1, row_window) if teacher_entropy.shape[1] else
+                     torch.zeros_like(z_s[..., 0])).view(-1)
+        gap = torch.zeros(B * Ls, device=z_s.device).index_put((chosen,), (pseudo_entropy - t_entropy[chosen]) ** 2)
+        entropy = per_example_mean(gap.view(B, Ls), mask)
+        has_target = has_target.view(B, Ls)
+        top1 = pseudo.top1(B * Ls).view(B, Ls)  # the column with the most teacher probability
 
         n = float(mask.sum())
         targets = float(has_target.sum())
         fallback = n - targets
-        top1 = best.indices  # the column with the most teacher probability
         hits = float((has_target & (top1 == labels)).sum())
         counts = {"alignment_rate": (float((batch.span_exact & mask).sum()), n),
-                  "topk_mapping_coverage": covered,
+                  "topk_mapping_coverage": pseudo.covered,
                   "onehot_fallback_rate": (fallback, n),
                   "top1_accuracy": (hits + fallback, n),
                   "top1_accuracy_teacher": (hits, targets)}
