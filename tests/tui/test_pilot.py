@@ -587,3 +587,23 @@ async def test_engines_with_models_work_with_the_aliases_that_name_models(make_a
         await settle(pilot, timeout=900)
         assert app.align_error == "" and app.alignment.engine == "softdtw"
         assert app.alignment.options["gamma"] == 0.5
+
+
+async def test_long_lived_objects_leave_the_collector_while_the_app_runs(make_app, report_path):
+    """After the tokenizers, the report's rows and the views are loaded, they are frozen out of the garbage
+    collector's reach (full collections over them cost about 0.1 s and struck at random keys); closing the app
+    gives them back."""
+    import gc
+
+    app = make_app(report=str(report_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        for _ in range(200):  # the report's full rows load last, in the background
+            if app.heap_frozen >= 3:
+                break
+            await pilot.pause(0.05)
+        assert app.heap_frozen >= 3  # pair loaded, views built, report rows read
+        assert gc.get_freeze_count() > 10_000
+        await pilot.press("4")
+        assert app.view_name == "metrics"
+    assert gc.get_freeze_count() == 0
