@@ -286,7 +286,7 @@ class Alignment:
             raise
         except KeyError as exc:
             raise InputError(f"data is not an alignment document: the key {exc} is missing") from None
-        except (TypeError, ValueError, AttributeError, IndexError) as exc:
+        except (TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
             raise InputError(f"data is not a well-formed alignment document ({type(exc).__name__}: "
                              f"{str(exc)[:200]})") from None
 

@@ -191,6 +191,17 @@ def test_documents_damaged_in_any_way(document, data):
     assert isinstance(result, Alignment)
 
 
+@pytest.mark.parametrize("index", [2 ** 63, 2 ** 70, -(2 ** 64)])
+def test_a_group_index_beyond_64_bits_is_a_damaged_document(document, index):
+    """An index no int64 holds (found by the fuzz test above) is refused like any other damage, not an
+    OverflowError."""
+    damaged = {**document, "groups": [{**document["groups"][0], "teacher": [index]}, *document["groups"][1:]]}
+    with pytest.raises(InputError, match="not a well-formed alignment document"):
+        Alignment.from_dict(damaged)
+    with pytest.raises(InputError):
+        Alignment.from_json(json.dumps(damaged))
+
+
 @FUZZ
 @given(content=st.binary(max_size=300) | st.lists(st.one_of(
            st.dictionaries(st.sampled_from(["text", "messages", "x"]), JSON_VALUE, max_size=2).map(json.dumps),
