@@ -224,7 +224,7 @@ class SeDiLoss(DistillationLoss):
                               mask)
         pseudo = self.targets(batch, student.logits, teacher.logits)
         B, Ls, V = z_s.shape
-        flat_mask = mask.view(-1)
+        flat_mask = mask.reshape(-1)
         # a row has a pseudo target when some candidate wrote a positive probability into it
         positive = pseudo.sums > 0
         has_target = torch.zeros(B * Ls, dtype=torch.bool, device=z_s.device)
@@ -235,7 +235,7 @@ class SeDiLoss(DistillationLoss):
         position[chosen] = torch.arange(len(chosen), device=z_s.device)
         row_window = pseudo.window_of_row.clamp_min(0)
         floor = pseudo.floor
-        row_floor = (floor.gather(1, row_window) if floor.shape[1] else torch.zeros_like(z_s[..., 0])).view(-1)
+        row_floor = (floor.gather(1, row_window) if floor.shape[1] else torch.zeros_like(z_s[..., 0])).reshape(-1)
         ada = torch.zeros(V, device=z_s.device, dtype=z_s.dtype)
         ada = torch.cat([self.ada[:V], ada[len(self.ada):]]) if len(self.ada) < V else self.ada[:V]
         # the pseudo logits of the chosen rows: the log of a written column's summed probability (never below the
@@ -245,18 +245,18 @@ class SeDiLoss(DistillationLoss):
         cell = positive & has_target[pseudo.rows]
         at = position[pseudo.rows[cell]]
         teacher_part[at, pseudo.cols[cell]] = torch.maximum(pseudo.sums[cell].log(), chosen_floor[at])
-        pseudo_logp = torch.log_softmax(torch.addcmul(teacher_part, ada, z_s.detach().view(-1, V)[chosen]), -1)
+        pseudo_logp = torch.log_softmax(torch.addcmul(teacher_part, ada, z_s.detach().reshape(-1, V)[chosen]), -1)
         from torch.nn import functional
 
-        kl_chosen = functional.kl_div(student_logp.view(-1, V)[chosen], pseudo_logp, reduction="none",
+        kl_chosen = functional.kl_div(student_logp.reshape(-1, V)[chosen], pseudo_logp, reduction="none",
                                       log_target=True).sum(-1)
-        onehot = -student_logp.gather(-1, torch.where(mask, labels, 0).unsqueeze(-1)).squeeze(-1).view(-1)
+        onehot = -student_logp.gather(-1, torch.where(mask, labels, 0).unsqueeze(-1)).squeeze(-1).reshape(-1)
         kl_pos = onehot.index_put((chosen,), kl_chosen).view(B, Ls)
         kl = per_example_mean(torch.where(mask, kl_pos, torch.zeros_like(kl_pos)), mask)
         pseudo_entropy = -(pseudo_logp.exp() * pseudo_logp).sum(-1)
         teacher_entropy = pseudo.teacher_entropy
         t_entropy = (teacher_entropy.gather(1, row_window) if teacher_entropy.shape[1] else
-                     torch.zeros_like(z_s[..., 0])).view(-1)
+                     torch.zeros_like(z_s[..., 0])).reshape(-1)
         gap = torch.zeros(B * Ls, device=z_s.device).index_put((chosen,), (pseudo_entropy - t_entropy[chosen]) ** 2)
         entropy = per_example_mean(gap.view(B, Ls), mask)
         has_target = has_target.view(B, Ls)

@@ -124,3 +124,27 @@ def test_sedi_sparse_targets_pick_the_most_probable_column_per_row():
     dense[rows, cols] = sums
     written = dense.max(-1).values > 0
     assert torch.equal(pseudo.top1(5)[written], dense.argmax(-1)[written])
+
+
+def test_sedi_takes_student_logits_that_are_not_contiguous(pair):
+    """The sparse SeDi path flattens rows; logits handed over as a transposed view give the same loss and a finite
+    gradient."""
+    from ctkd_inspect.losses import Collator, PairBuilder, get_loss
+    from ctkd_inspect.losses.base import ModelOutputs
+
+    builder = PairBuilder(pair, max_length=32)
+    batch = Collator(builder)(builder.build_many([("Question: what is it", " It is a small cat, café 🦙."),
+                                                  ("Hi", " there friend")]))
+    loss = get_loss("sedi", pair=pair)
+    B, Ls = batch.student_input_ids.shape
+    generator = torch.Generator().manual_seed(0)
+    stored = torch.randn(Ls, B, pair.student_vocab_size, generator=generator).requires_grad_(True)
+    student_logits = stored.transpose(0, 1)
+    assert not student_logits.is_contiguous()
+    teacher_logits = torch.randn(B, batch.teacher_input_ids.shape[1], pair.teacher_vocab_size, generator=generator)
+    out = loss(batch, ModelOutputs(student_logits, None, None, None), ModelOutputs(teacher_logits, None, None, None))
+    out.loss.backward()
+    same = loss(batch, ModelOutputs(student_logits.detach().contiguous(), None, None, None),
+                ModelOutputs(teacher_logits, None, None, None))
+    assert torch.allclose(out.loss.detach(), same.loss, rtol=1e-6)
+    assert torch.isfinite(stored.grad).all() and stored.grad.abs().sum() > 0
