@@ -46,6 +46,8 @@ from .widgets.chrome import SCREENS
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 #: Seconds of quiet typing before the text is re-aligned.
 DEBOUNCE = 0.15
+#: Seconds without a change before hidden views are brought up to date (see ``mark_stale``).
+UPKEEP_DELAY = 0.25
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
 
 
@@ -144,6 +146,9 @@ class CtkdInspectApp(App):
         self._too_small = False
         self._views: dict[str, View] = {}
         self._warming: list[str] = []  # views still to be built in the background
+        self._stale: list[str] = []  # hidden views whose content or size changed since they were last laid out
+        self._upkeep_timer = None
+        self._offscreen_layout = True  # off when Textual's layout internals turn out to differ (see _lay_out_hidden)
         self.heap_frozen = 0  # how many times freeze_long_lived ran
         self.first_paint_at: float | None = None  # time.perf_counter() of the first frame (benchmarks)
 
@@ -189,13 +194,97 @@ class CtkdInspectApp(App):
         name = self._warming[0]
         view = await self._mount_view(name)
         if name != self.view_name:
-            view.catch_up()  # drawn once now, while idle, so that showing it first costs no backlog
+            self._bring_up_to_date(view)  # while idle, so that showing it first costs no backlog
         if name in self._warming:
             self._warming.remove(name)
         if self._warming:
             self.set_timer(0.02, self._warm_next)
         else:
+            self._style_new_scrollbars(self.main)
             self.freeze_long_lived()
+
+    # -- hidden views kept ready ------------------------------------------------------------------------------------
+    #
+    # Showing a view must be one frame of work. Textual lays out and draws a view only while it is displayed, so a
+    # view shown for the first time, or after its content changed while hidden, used to cost two or three frames:
+    # the first sizes its widgets, each size change asks for another layout pass, and Textual paces passes at
+    # 60 per second (a second pass comes 17-33 ms after the first). So, while the app is idle, every hidden view
+    # whose content changed is brought up to date and laid out off screen at the size it will be shown at.
+
+    def mark_stale(self, view: View) -> None:
+        """``view`` (hidden) changed or missed updates: bring it up to date at the next idle moment."""
+        if self.view_name == view.MODE:
+            return
+        if view.MODE not in self._stale:
+            self._stale.append(view.MODE)
+        if self._upkeep_timer is None:
+            self._upkeep_timer = self.set_timer(UPKEEP_DELAY, self._upkeep)
+        else:
+            self._upkeep_timer.reset()  # still changing (typing, a pass in progress): wait for quiet
+
+    def _upkeep(self) -> None:
+        """Bring one stale hidden view up to date, then come back for the next (keys are handled in between)."""
+        self._upkeep_timer = None
+        if self._offscreen_layout:
+            self._style_new_scrollbars(self.view)  # the view shown may have grown scrollbars too
+        while self._stale:
+            name = self._stale.pop(0)
+            view = self._views.get(name)
+            if view is not None and name != self.view_name:
+                self._bring_up_to_date(view)
+                break
+        if self._stale:
+            self._upkeep_timer = self.set_timer(0.01, self._upkeep)
+
+    def _bring_up_to_date(self, view: View) -> None:
+        """Run the updates ``view`` missed, then (once their coroutines ran) lay it out off screen."""
+        view.catch_up()
+        view.call_later(self._lay_out_hidden, view)  # after the view's queued updates
+
+    def _lay_out_hidden(self, view: View) -> None:
+        """Give every widget of the hidden ``view`` the size it will have when shown, without touching the
+        screen: a private layout map of the view alone, at the size of the view shown now (all views fill the same
+        area), as many passes as sizes keep changing. Showing it then finds every size unchanged: one layout pass.
+        Nothing is drawn here: a hidden widget has no place on screen, and lines drawn without one could be kept
+        and shown later.
+
+        Uses Textual's compositor directly (``textual._compositor``, ``Widget._size_updated``): should a Textual
+        release change them, the first failure switches this off for the session, which costs speed, not function.
+        """
+        if not self._offscreen_layout or self.view_name == view.MODE or not view.is_mounted:
+            return
+        size = self.view.region.size
+        if not size:
+            return
+        try:
+            from textual import events
+            from textual._compositor import Compositor
+
+            compositor = Compositor()
+            for _ in range(3):  # as on screen: a size change (a scrollbar appearing, say) asks for another pass
+                compositor.reflow(view, size)
+                changed = False
+                for widget, (region, _order, _clip, virtual_size, container_size, *_) in compositor.layers:
+                    if widget._size_updated(region.size, virtual_size, container_size):
+                        widget.post_message(events.Resize(region.size, virtual_size, container_size))
+                        changed = True
+                if not changed:
+                    break
+            self._style_new_scrollbars(view)
+        except Exception as error:  # an optimisation must never take the app down
+            self._offscreen_layout = False
+            self.log.warning(f"off-screen layout switched off: {error!r}")
+
+    def _style_new_scrollbars(self, root) -> None:
+        """Style the scrollbars under ``root`` that Textual has not styled yet. Textual styles a widget's scrollbars
+        at its first focus change, and their size rules then ask for one more layout pass: a frame of its own,
+        17-33 ms after the view switch or focus move that caused it. Styled here, while idle, they are already
+        what the focus change computes."""
+        bars = [bar for widget in root.walk_children(with_self=True)
+                for bar in (widget._vertical_scrollbar, widget._horizontal_scrollbar)
+                if bar is not None and not bar.styles.base.has_rule("scrollbar_color")]
+        if bars:
+            self.stylesheet.update_nodes(bars)
 
     def on_unmount(self) -> None:
         """The app closes: what :meth:`freeze_long_lived` froze goes back to the collector (an app run inside a
@@ -246,6 +335,8 @@ class CtkdInspectApp(App):
         if name not in self.VIEWS:
             return
         view = await self._mount_view(name)
+        if name in self._stale:
+            self._stale.remove(name)  # brought up to date by being shown
         self.main.query_one("#views").current = view.id
         self.view_name = name
         view.activated()
@@ -423,11 +514,13 @@ class CtkdInspectApp(App):
         return self.prepared.failure_by_group.get(group)
 
     def is_idle(self) -> bool:
-        """No debounce pending, no worker running, nothing in the status line's table."""
+        """No debounce pending, no worker running, nothing in the status line's table, no hidden view waiting to be
+        brought up to date."""
         from textual.worker import WorkerState
 
         running = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
-        return self._align_timer is None and not running and not self.activities.busy and not self._warming
+        return (self._align_timer is None and not running and not self.activities.busy and not self._warming
+                and not self._stale and self._upkeep_timer is None)
 
     # -- groups ---------------------------------------------------------------------------------------------------
 
@@ -869,6 +962,8 @@ class CtkdInspectApp(App):
 
     def on_resize(self, event) -> None:
         self.check_size()
+        for view in self._views.values():  # laid out at the old size: again at the new one
+            self.mark_stale(view)
 
     def check_size(self) -> None:
         """Show the too-small hint while the terminal is below the minimum size, and remove it when it grows

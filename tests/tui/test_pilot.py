@@ -607,3 +607,56 @@ async def test_long_lived_objects_leave_the_collector_while_the_app_runs(make_ap
         await pilot.press("4")
         assert app.view_name == "metrics"
     assert gc.get_freeze_count() == 0
+
+
+async def test_switching_views_is_one_layout_pass(make_app, report_path):
+    """Hidden views are kept ready while the app is idle (brought up to date, laid out off screen, scrollbars
+    styled), so showing one is a single layout pass: a second pass would come a frame (17-33 ms) later. The one
+    exception is the Engines view's first show: Textual's ``OptionList`` measures its options when first drawn."""
+    app = make_app(report=str(report_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.ensure_dataset_summary()  # the Failures view's data-set findings, computed before it is shown
+        await settle(pilot)
+        passes: list[str] = []
+        screen = app.screen
+        original = screen._refresh_layout
+
+        def counting(*args, **kwargs):
+            passes.append(app.view_name)
+            return original(*args, **kwargs)
+
+        screen._refresh_layout = counting
+        counts = []
+        for key in "2345612345":
+            await pilot.press("escape")  # out of a text field, so that the digit switches views
+            await settle(pilot)
+            passes.clear()
+            await pilot.press(key)
+            await pilot.pause(0.2)
+            await settle(pilot)
+            counts.append((key, len(passes)))
+        first, again = counts[:6], counts[6:]
+        assert dict(first)["2"] <= 2
+        assert all(count == 1 for key, count in first if key != "2"), counts
+        assert all(count == 1 for _, count in again), counts
+
+
+async def test_hidden_views_catch_up_while_the_app_is_idle(make_app):
+    """A change made while a view is hidden reaches it once the app is idle, not only when it is shown: after the
+    text is edited on the Alignment view, the Metrics view already shows the new text's figures, with nothing left
+    to run when it is shown, and the app counts as busy until then."""
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        metrics = app._views["metrics"]
+        app.set_text(SAMPLE + " and a few more words", delay=0)
+        for _ in range(400):
+            await pilot.pause(0.01)
+            if metrics._pending:
+                break
+        assert metrics._pending  # the new alignment arrived while the view was hidden
+        assert not app.is_idle()  # a hidden view waits to be brought up to date
+        await settle(pilot)
+        assert app.view_name == "align" and not metrics._pending
+        assert f"{len(SAMPLE) + 21:,} chars" in plain(app.main.query_one("#metrics-text"))

@@ -173,3 +173,104 @@ def test_progress_table_reports_stages_from_any_thread():
     activities.end("align")
     activities.end("pair")
     assert not activities.busy
+
+
+# -- drawing a table row ----------------------------------------------------------------------------------------------
+
+
+def test_a_plain_cell_is_cut_and_padded_as_rich_would():
+    """The fast path for plain cells gives exactly what rich's ``Text.truncate(ellipsis)`` + ``Text.align`` give,
+    for narrow and wide characters (CJK, emoji) and every justification, and fills its column exactly."""
+    from ctkd_inspect_tui.widgets.vtable import _fit
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    samples = ["", "a", "abc", "token", "▁caf\u00e9", "日本語のテキスト", "🦙🦙 llama", "x" * 40, "a日b本c", "⇥␣·"]
+    for text in samples:
+        for size in range(1, 14):
+            for justify in ("left", "right", "center"):
+                expected = Text(text)
+                expected.truncate(size, overflow="ellipsis")
+                expected.align(justify, size)
+                got = _fit(text, size, justify)
+                assert got == expected.plain, (text, size, justify)
+                assert cell_len(got) == size or cell_len(expected.plain) == cell_len(got)
+
+
+class StyledCellApp(App):
+    def compose(self) -> ComposeResult:
+        from ctkd_inspect_tui.widgets.vtable import Column, VirtualTable
+
+        yield VirtualTable([Column("group", 8, "right"), Column("text")], id="table")
+
+    def on_mount(self) -> None:
+        from rich.style import Style
+        from rich.text import Text
+
+        swatch = Style(color="#ffffff", bgcolor="#1e5e2e")
+        self.query_one("#table").set_rows(3, lambda i: (Text(str(i), style=swatch), f"row {i}"))
+
+
+async def test_a_styled_cell_keeps_its_style_over_its_whole_column():
+    """A cell given as a styled ``Text`` (the group swatch) colours its padding too, not only its characters."""
+    app = StyledCellApp()
+    async with app.run_test(size=(40, 8)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#table")
+        cells = [(character, segment.style) for segment in table.render_line(2) for character in segment.text]
+        swatch_cells = cells[1:9]  # the line starts with a space, then the 8 cells of the first column
+        assert "".join(c for c, _ in swatch_cells) == "       1"
+        assert all(style is not None and style.bgcolor is not None and style.bgcolor.name == "#1e5e2e"
+                   for _, style in swatch_cells)
+        assert cells[9][1].bgcolor is None or cells[9][1].bgcolor.name != "#1e5e2e"  # the gap after it is not
+
+
+# -- the steady Textual widgets --------------------------------------------------------------------------------------
+
+
+class SteadyApp(App):
+    def compose(self) -> ComposeResult:
+        from ctkd_inspect_tui.widgets.steady import SteadyTree
+        from textual.widgets import Tree
+
+        for tree in (SteadyTree("steady", id="steady"), Tree("plain", id="plain")):
+            for branch in range(5):
+                node = tree.root.add(f"branch {branch}", expand=True)
+                for leaf in range(5):
+                    node.add_leaf(f"leaf {branch}.{leaf}")
+            tree.root.expand()
+            yield tree
+
+
+async def test_a_resize_to_the_same_size_keeps_a_trees_drawn_lines():
+    """Textual resends ``Resize`` to every widget of a view shown again; the steady tree keeps its drawn lines (the
+    plain ``Tree`` drops them all and asks for a layout pass, which is why it exists), and a real change of size
+    still reaches it."""
+    from textual import events
+    from textual.geometry import Size
+
+    app = SteadyApp()
+    async with app.run_test(size=(60, 30)) as pilot:
+        await pilot.pause()
+        steady, plain_tree = app.query_one("#steady"), app.query_one("#plain")
+        dropped = {"steady": 0, "plain": 0}
+        for tree in (steady, plain_tree):
+            original = tree._invalidate
+
+            def counting(tree=tree, original=original):
+                dropped[tree.id] += 1
+                original()
+
+            tree._invalidate = counting
+        for tree in (steady, plain_tree):
+            tree.post_message(events.Resize(tree.size, tree.virtual_size, tree.container_size))  # as on a switch
+        await pilot.pause()
+        assert dropped == {"steady": 1, "plain": 1}  # the first one is news to both
+        for tree in (steady, plain_tree):
+            tree.post_message(events.Resize(tree.size, tree.virtual_size, tree.container_size))
+        await pilot.pause()
+        assert dropped == {"steady": 1, "plain": 2}  # the same size again: only the plain tree drops its lines
+        bigger = Size(steady.size.width, steady.size.height + 3)
+        steady.post_message(events.Resize(bigger, steady.virtual_size, steady.container_size))
+        await pilot.pause()
+        assert dropped["steady"] == 2  # a new size is handled as Textual handles it

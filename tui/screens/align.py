@@ -13,6 +13,7 @@ from textual.widgets import Static, TextArea
 
 from ..views import SHAPE_STYLE, group_detail, pieces_text, swatch
 from ..widgets.ribbon import Ribbon
+from ..widgets.steady import SteadyTextArea
 from ..widgets.vtable import Column, VirtualTable
 from .base import View
 
@@ -37,7 +38,8 @@ class AlignView(View):
     ]
 
     def compose_body(self) -> ComposeResult:
-        editor = TextArea(self.app.text, id="editor", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+        editor = SteadyTextArea(self.app.text, id="editor", soft_wrap=True, show_line_numbers=False,
+                                tab_behavior="focus")
         editor.border_title = "text  (/ edit · Esc leave)"
         yield editor
         yield Static("", id="align-message")

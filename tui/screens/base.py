@@ -7,7 +7,8 @@ mounted, hidden, right after it (one per idle moment, while the tokenizers load)
 display toggle and never waits for a view to be built.
 
 A hidden view does not redraw when the app's state changes: :meth:`View.when_active` keeps the latest update of
-each kind and runs it when the view is shown again.
+each kind and runs it when the view is shown again, or earlier, once the app is idle (the app's ``mark_stale``:
+hidden views are brought up to date and laid out off screen, so that showing one is a single frame).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class View(Vertical):
             self._run(callback, args)
         else:
             self._pending[callback] = args
+            self.app.mark_stale(self)
 
     def _run(self, callback: Callable, args: tuple) -> None:
         if inspect.iscoroutinefunction(callback):

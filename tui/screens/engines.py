@@ -13,6 +13,7 @@ from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ..widgets.form import EngineForm
+from ..widgets.steady import SteadyOptionList
 from .base import View
 
 
@@ -56,7 +57,7 @@ class EnginesView(View):
         from ctkd_inspect.engines import engine_names
 
         with Horizontal(id="engines-body"):
-            yield OptionList(*(Option(name, id=name) for name in engine_names()), id="engine-list")
+            yield SteadyOptionList(*(Option(name, id=name) for name in engine_names()), id="engine-list")
             with Vertical(id="engine-pane"):
                 yield Static("", id="engine-summary")
                 yield VerticalScroll(id="engine-form-area")

@@ -15,6 +15,7 @@ from textual.widgets import Static, Tree
 from ctkd_inspect.render import visible
 
 from ..views import failure_example, finding_detail, pct
+from ..widgets.steady import SteadyTree
 from .base import View
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
@@ -33,7 +34,7 @@ class FailuresView(View):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="failures-body"):
-            tree: Tree = Tree("failures", id="failure-tree")
+            tree: Tree = SteadyTree("failures", id="failure-tree")
             tree.show_root = False
             yield tree
             with VerticalScroll(id="failure-detail-pane"):

@@ -67,6 +67,8 @@ class MetricsView(View):
                             Text("no data set loaded", style="dim"))
             if app.dataset_error:
                 table.set_rows(0, lambda i: (), empty="the data set could not be read (see above)")
+            if not self.active:
+                self.app.mark_stale(self)
             return
         overview.update(dataset_overview(source, dict(app.dataset_shapes), app.dataset_progress))
         self._sort(source)
@@ -76,6 +78,8 @@ class MetricsView(View):
             self._order_of = source
             table.set_rows(len(self.order), lambda i: self._cells(source, int(self.order[i])))
         table.border_title = "worst first" if self.worst_first else "file order"
+        if not self.active:
+            self.app.mark_stale(self)  # new content, maybe a new height: laid out again before it is shown
 
     def _sort(self, source) -> None:
         if not self.worst_first:

@@ -90,7 +90,9 @@ class KeyBar(Static):
     """
 
     def on_mount(self) -> None:
-        self.screen.bindings_updated_signal.subscribe(self, self._redraw)
+        # immediate: redrawn while the focus changes, so the key bar is part of the same frame as the rest of a
+        # view switch (a posted redraw arrives after that frame and costs a frame of its own, 17-33 ms later)
+        self.screen.bindings_updated_signal.subscribe(self, self._redraw, immediate=True)
         self._redraw()
 
     def on_unmount(self) -> None:
@@ -120,7 +122,9 @@ class KeyBar(Static):
                 text.append(" " * room)
             self._targets.append((text.cell_len, text.cell_len + tail.cell_len, app.COMMAND_PALETTE_BINDING))
             text.append_text(tail)
-        self.update(text, layout=False)
+        if text != getattr(self, "_shown", None):  # Textual asks again after each refresh: redraw only a change
+            self._shown = text
+            self.update(text, layout=False)
 
     def on_click(self, event) -> None:
         for start, end, key in getattr(self, "_targets", []):

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rich.style import Style
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
 from rich.text import Text
 from textual.binding import Binding
 from textual.geometry import Region, Size
@@ -24,6 +25,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+from .steady import QuietScrollbarsOnFocus, SteadyScrolling
 
 Cell = str | Text
 
@@ -37,7 +40,7 @@ class Column:
     justify: str = "left"
 
 
-class VirtualTable(ScrollView, can_focus=True):
+class VirtualTable(QuietScrollbarsOnFocus, SteadyScrolling, ScrollView, can_focus=True):
     """A table whose rows are produced on demand by ``row(i) -> cells`` (see the module docstring)."""
 
     DEFAULT_CSS = """
@@ -94,7 +97,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self.row_count = 0
         self._row: Callable[[int], Sequence[Cell]] = lambda index: ()
         self._cache: dict[int, Sequence[Cell]] = {}
-        self._strips: dict[tuple, Strip] = {}  # (row, cursor?, width, focused?) -> the drawn line
+        self._lines: dict[tuple[int, int], Strip] = {}  # (row, width) -> the line in its cells' own styles
+        self._strips: dict[tuple, Strip] = {}  # (row, cursor?, width, row style) -> the drawn line
 
     # -- data --------------------------------------------------------------------------------------------------
 
@@ -108,8 +112,9 @@ class VirtualTable(ScrollView, can_focus=True):
         self.row_count = max(0, int(count))
         self._row = row
         self._cache.clear()
+        self._lines.clear()
         self._strips.clear()
-        self.virtual_size = Size(self.size.width, self.row_count + 1)
+        self.virtual_size = Size(0, self.row_count + 1)
         self.set_reactive(VirtualTable.cursor, min(max(cursor, 0), max(self.row_count - 1, 0)))
         self._scroll_to_cursor()
         self.refresh()
@@ -117,6 +122,7 @@ class VirtualTable(ScrollView, can_focus=True):
     def refresh_rows(self) -> None:
         """Rebuild the visible rows (their content changed, not their number)."""
         self._cache.clear()
+        self._lines.clear()
         self._strips.clear()
         self.refresh()
 
@@ -184,8 +190,10 @@ class VirtualTable(ScrollView, can_focus=True):
             self.post_message(self.Selected(self, row))
 
     def on_resize(self, event) -> None:
-        self.virtual_size = Size(self.size.width, self.row_count + 1)
-        self._scroll_to_cursor()
+        # the virtual size does not depend on the width (no horizontal scrolling: rows are cut to fit), so a resize
+        # never asks for a second layout pass; a table sized while hidden (no place on screen) keeps its scroll
+        if self.scrollable_content_region:
+            self._scroll_to_cursor()
 
     # -- drawing -----------------------------------------------------------------------------------------------
 
@@ -211,28 +219,35 @@ class VirtualTable(ScrollView, can_focus=True):
                 seen += 1
         return sizes
 
-    def _line(self, cells: Sequence[Cell], width: int, base: Style) -> Strip:
-        text = Text(style=base, no_wrap=True, end="")
-        sizes = self._sizes(width)
-        for position, column in enumerate(self.columns):
-            cell = cells[position] if position < len(cells) else ""
-            piece = cell.copy() if isinstance(cell, Text) else Text(str(cell))
-            size = sizes[position]
-            piece.truncate(size, overflow="ellipsis")
-            piece.align(column.justify if column.justify in ("left", "right", "center") else "left", size)
-            text.append(" ")
-            text.append_text(piece)
-        segments = list(text.render(self.app.console, end=""))
-        # rich leaves unstyled runs without a style (it would be the terminal's default colours): lay the row's
-        # style under every segment, so cells keep their own colours over the theme's background
-        return Strip(segments).apply_style(base).crop_extend(0, width, base).simplify()
+    def _line(self, cells: Sequence[Cell], width: int) -> Strip:
+        """One line of ``width`` cells: each cell after a space, cut (with an ellipsis) or padded to its column's
+        width, in the cells' own styles only; the row's style (base, cursor, focus) is laid under it when drawn, so
+        a focus or cursor change re-styles the line instead of building it again."""
+        segments: list[Segment] = []
+        for column, size, cell in zip(self.columns, self._sizes(width), _padded(cells, len(self.columns)),
+                                      strict=True):
+            segments.append(_SPACE)
+            if isinstance(cell, Text) or not (text := str(cell)).isprintable():
+                # styled or unusual text (control characters): rich's own truncation and rendering
+                piece = cell.copy() if isinstance(cell, Text) else Text(str(cell))
+                piece.truncate(size, overflow="ellipsis")
+                piece.align(column.justify if column.justify in _JUSTIFY else "left", size)
+                # appended to an empty text, so that the piece's own style becomes a span (``Text.render`` drops
+                # the style of a text without spans)
+                holder = Text(no_wrap=True, end="")
+                holder.append_text(piece)
+                segments.extend(holder.render(self.app.console, end=""))
+            else:
+                segments.append(Segment(_fit(text, size, column.justify)))
+        return Strip(segments).crop_extend(0, width, None).simplify()
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self.rich_style
         if y == 0:
             header = self.get_component_rich_style("vtable--header")
-            return self._line([c.title for c in self.columns], width, base + header)
+            style = base + header
+            return self._line([c.title for c in self.columns], width).apply_style(style)
         if not self.row_count:
             if y == 1:
                 style = base + self.get_component_rich_style("vtable--empty")
@@ -243,11 +258,45 @@ class VirtualTable(ScrollView, can_focus=True):
         if index >= self.row_count:
             return Strip.blank(width, base)
         on_cursor = index == self.cursor
-        key = (index, on_cursor, width, self.has_focus, base)
+        key = (index, on_cursor, width, base)
         strip = self._strips.get(key)
         if strip is None:
             if len(self._strips) > 1024:
                 self._strips.clear()
+            line = self._lines.get((index, width))
+            if line is None:
+                if len(self._lines) > 1024:
+                    self._lines.clear()
+                line = self._lines[index, width] = self._line(self._cells(index), width)
             style = base + self.get_component_rich_style("vtable--cursor") if on_cursor else base
-            strip = self._strips[key] = self._line(self._cells(index), width, style)
+            strip = self._strips[key] = line.apply_style(style)
         return strip
+
+
+_SPACE = Segment(" ")
+_JUSTIFY = ("left", "right", "center")
+
+
+def _padded(cells: Sequence[Cell], count: int) -> Sequence[Cell]:
+    """Exactly ``count`` cells: a row may give fewer cells than there are columns (empty ones are added) or more
+    (they are not shown)."""
+    return [*cells[:count], *([""] * (count - len(cells)))]
+
+
+def _fit(text: str, size: int, justify: str) -> str:
+    """``text`` cut to ``size`` terminal cells with an ellipsis, or padded to them as ``justify`` says; the same
+    as rich's ``Text.truncate(size, overflow="ellipsis")`` then ``Text.align(justify, size)`` for printable text,
+    without building a ``Text``."""
+    length = cell_len(text)
+    if length > size:
+        text = set_cell_size(text, size - 1) + "…"
+        length = cell_len(text)
+    excess = size - length
+    if excess <= 0:
+        return text
+    if justify == "right":
+        return " " * excess + text
+    if justify == "center":
+        left = excess // 2
+        return " " * left + text + " " * (excess - left)
+    return text + " " * excess
