@@ -98,7 +98,7 @@ class VirtualTable(QuietScrollbarsOnFocus, SteadyScrolling, ScrollView, can_focu
         self._row: Callable[[int], Sequence[Cell]] = lambda index: ()
         self._cache: dict[int, Sequence[Cell]] = {}
         self._lines: dict[tuple[int, int], Strip] = {}  # (row, width) -> the line in its cells' own styles
-        self._strips: dict[tuple, Strip] = {}  # (row, cursor?, width, row style) -> the drawn line
+        self._strips: dict[tuple, Strip] = {}  # (row, cursor?, width, focused?, row style) -> the drawn line
 
     # -- data --------------------------------------------------------------------------------------------------
 
@@ -258,7 +258,7 @@ class VirtualTable(QuietScrollbarsOnFocus, SteadyScrolling, ScrollView, can_focu
         if index >= self.row_count:
             return Strip.blank(width, base)
         on_cursor = index == self.cursor
-        key = (index, on_cursor, width, base)
+        key = (index, on_cursor, width, self.has_focus, base)
         strip = self._strips.get(key)
         if strip is None:
             if len(self._strips) > 1024:
