@@ -14,11 +14,12 @@ Measured:
   the report's summary columns loaded, to everything settled (tokenizers loaded, text aligned, full rows read, the
   other views built).
 - **keypresses** (Pilot): each key of a scripted session — moving through the 20,000-row table (↓ ×100,
-  PgDn ×30, End, Home, PgUp), switching screens, moving through the groups of a 2,000-character text (consecutive
-  texts of the corpus; ] ×40,
-  ↓ ×40), typing 40 characters into the editor — timed from the key sent until the app has processed it and
-  redrawn (``pilot.press`` then ``pilot.pause``). Reported: max, p95, median. Scrolling to the end is the End key
-  on the report table.
+  PgDn ×30, End, Home, PgUp), switching screens (Metrics and back first; at the end, after an edit, every other
+  view for the first time), moving
+  through the groups of a 2,000-character text (consecutive texts of the corpus; ] ×40, ↓ ×40), typing 40
+  characters into the editor — timed from the key delivered until the app has processed everything it set off and
+  redrawn (:func:`answered`). Reported: max, p95, median. Scrolling to the end is the End key on the report
+  table.
   Also the process's CPU time per key: what a key costs, which the machine's load does not stretch (on a shared
   machine the wall-clock figures include the time other processes hold the cores).
 - **re-align an edited text** (Pilot): from the last keystroke of an edit until the new alignment is on screen;
