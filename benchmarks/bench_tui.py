@@ -15,9 +15,8 @@ Measured:
   other views built).
 - **keypresses** (Pilot): each key of a scripted session — moving through the 20,000-row table (↓ ×100,
   PgDn ×30, End, Home, PgUp), switching screens (Metrics and back first; at the end, after an edit, every other
-  view for the first time), moving
-  through the groups of a 2,000-character text (consecutive texts of the corpus; ] ×40, ↓ ×40), typing 40
-  characters into the editor — timed from the key delivered until the app has processed everything it set off and
+  view for the first time), moving through the groups of a 2,000-character text (consecutive texts of the corpus;
+  ] ×40, ↓ ×40), typing 40 characters into the editor — timed from the key delivered until the app has processed everything it set off and
   redrawn (:func:`answered`). Reported: max, p95, median. Scrolling to the end is the End key on the report
   table.
   Also the process's CPU time per key: what a key costs, which the machine's load does not stretch (on a shared
