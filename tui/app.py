@@ -17,11 +17,12 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import var
@@ -148,6 +149,7 @@ class CtkdInspectApp(App):
         self._warming: list[str] = []  # views still to be built in the background
         self._stale: list[str] = []  # hidden views whose content or size changed since they were last laid out
         self._upkeep_timer = None
+        self._last_key_at = 0.0  # time.monotonic() of the last key
         self._offscreen_layout = True  # off when Textual's layout internals turn out to differ (see _lay_out_hidden)
         self.heap_frozen = 0  # how many times freeze_long_lived ran
         self.first_paint_at: float | None = None  # time.perf_counter() of the first frame (benchmarks)
@@ -222,11 +224,21 @@ class CtkdInspectApp(App):
         else:
             self._upkeep_timer.reset()  # still changing (typing, a pass in progress): wait for quiet
 
+    async def on_event(self, event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key_at = time.monotonic()  # hidden views wait for a pause in the keys too (see _upkeep)
+        await super().on_event(event)
+
     def _upkeep(self) -> None:
-        """Bring one stale hidden view up to date, then come back for the next (keys are handled in between)."""
+        """Bring one stale hidden view up to date, then come back for the next (keys are handled in between).
+        Waits until no key has come for ``UPKEEP_DELAY`` seconds: a key that arrived while a view was being
+        brought up to date would wait for it."""
         self._upkeep_timer = None
-        if self._offscreen_layout:
-            self._style_new_scrollbars(self.view)  # the view shown may have grown scrollbars too
+        quiet_for = time.monotonic() - self._last_key_at
+        if quiet_for < UPKEEP_DELAY:
+            self._upkeep_timer = self.set_timer(UPKEEP_DELAY - quiet_for, self._upkeep)
+            return
+        self._style_new_scrollbars(self.view)  # the view shown may have grown scrollbars too
         while self._stale:
             name = self._stale.pop(0)
             view = self._views.get(name)
@@ -280,11 +292,17 @@ class CtkdInspectApp(App):
         at its first focus change, and their size rules then ask for one more layout pass: a frame of its own,
         17-33 ms after the view switch or focus move that caused it. Styled here, while idle, they are already
         what the focus change computes."""
-        bars = [bar for widget in root.walk_children(with_self=True)
-                for bar in (widget._vertical_scrollbar, widget._horizontal_scrollbar)
-                if bar is not None and not bar.styles.base.has_rule("scrollbar_color")]
-        if bars:
-            self.stylesheet.update_nodes(bars)
+        if not self._offscreen_layout:
+            return
+        try:
+            bars = [bar for widget in root.walk_children(with_self=True)
+                    for bar in (widget._vertical_scrollbar, widget._horizontal_scrollbar)
+                    if bar is not None and not bar.styles.base.has_rule("scrollbar_color")]
+            if bars:
+                self.stylesheet.update_nodes(bars)
+        except Exception as error:  # Textual internals (see _lay_out_hidden): speed, never function
+            self._offscreen_layout = False
+            self.log.warning(f"off-screen layout switched off: {error!r}")
 
     def on_unmount(self) -> None:
         """The app closes: what :meth:`freeze_long_lived` froze goes back to the collector (an app run inside a

@@ -664,3 +664,24 @@ async def test_hidden_views_catch_up_while_the_app_is_idle(make_app):
         assert ("metrics", True, False) in marks
         assert app.view_name == "align" and not metrics._pending
         assert f"{len(SAMPLE) + 21:,} chars" in plain(app.main.query_one("#metrics-text"))
+
+
+async def test_the_editor_keeps_its_wrapping_while_its_view_is_laid_out_hidden(make_app):
+    """After a terminal resize, hidden views are laid out off screen at the new size. The editor must not rewrap its
+    text there (it has no place on screen, so no width to wrap to): its text stays wrapped."""
+    text = " ".join(["the editor wraps this long paragraph over many lines"] * 12)
+    app = make_app(text=text)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        editor = app.main.query_one("#editor")
+        wrapped = editor.virtual_size.height
+        assert wrapped > 3  # one logical line, many wrapped ones
+        await pilot.press("4")
+        await settle(pilot)
+        await pilot.resize_terminal(110, 32)
+        await settle(pilot)
+        assert "align" not in app._stale  # the hidden Alignment view was laid out again at the new size
+        assert editor.virtual_size.height > 3  # still wrapped (unwrapped, it would be 1 line)
+        await pilot.press("1")
+        await settle(pilot)
+        assert editor.virtual_size.height > 3

@@ -194,7 +194,7 @@ def test_a_plain_cell_is_cut_and_padded_as_rich_would():
                 expected.align(justify, size)
                 got = _fit(text, size, justify)
                 assert got == expected.plain, (text, size, justify)
-                assert cell_len(got) == size or cell_len(expected.plain) == cell_len(got)
+                assert cell_len(got) <= size
 
 
 class StyledCellApp(App):
@@ -265,7 +265,9 @@ async def test_a_resize_to_the_same_size_keeps_a_trees_drawn_lines():
         for tree in (steady, plain_tree):
             tree.post_message(events.Resize(tree.size, tree.virtual_size, tree.container_size))  # as on a switch
         await pilot.pause()
-        assert dropped == {"steady": 1, "plain": 1}  # the first one is news to both
+        # the first one is news to both: the screen's own Resize (at mount) carried the layout's virtual size,
+        # this one the tree's content size
+        assert dropped == {"steady": 1, "plain": 1}
         for tree in (steady, plain_tree):
             tree.post_message(events.Resize(tree.size, tree.virtual_size, tree.container_size))
         await pilot.pause()

@@ -48,7 +48,7 @@ class FailuresView(View):
         self._changed()
 
     def _changed(self, _value=None) -> None:
-        # a hidden view only notes the change: its tree is rebuilt when it is shown again
+        # a hidden view only notes the change: its tree is rebuilt when it is shown, or once the app is idle
         self.when_active(self._rebuild)
 
     def activated(self) -> None:

@@ -49,7 +49,9 @@ class SteadyScrolling:
     _laid_out_as: tuple | None = None
 
     def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
-        state = (size, container_size, self.virtual_size, self.styles.gutter.totals)
+        styles = self.styles
+        state = (size, container_size, self.virtual_size, styles.gutter.totals, styles.overflow_x,
+                 styles.overflow_y, styles.scrollbar_size_vertical, styles.scrollbar_size_horizontal)
         if state == self._laid_out_as:
             return False
         self._laid_out_as = state
@@ -77,5 +79,16 @@ class SteadyOptionList(QuietScrollbarsOnFocus, SteadyScrolling, SameSizeIgnored,
     """An ``OptionList`` without the redundant redraws (see the module docstring)."""
 
 
-class SteadyTextArea(QuietScrollbarsOnFocus, SteadyScrolling, TextArea):
-    """A ``TextArea`` without the redundant redraws (see the module docstring)."""
+class ResizedOnScreenOnly:
+    """A ``Resize`` that arrives while the widget has no place on screen (its view laid out off screen while
+    hidden) goes no further: ``TextArea`` rewraps its text to the width of its place on screen, which a hidden widget
+    does not have, and would lose its scroll position. Shown, it gets a ``Resize`` of its own."""
+
+    def _on_resize(self, event: events.Resize) -> None:
+        if not self.scrollable_content_region:
+            event.prevent_default()
+
+
+class SteadyTextArea(QuietScrollbarsOnFocus, SteadyScrolling, ResizedOnScreenOnly, TextArea):
+    """A ``TextArea`` without the redundant redraws (see the module docstring), which keeps its wrapping and scroll
+    position while its view is laid out off screen."""
