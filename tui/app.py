@@ -269,7 +269,6 @@ class CtkdInspectApp(App):
         if not size:
             return
         try:
-            from textual import events
             from textual._compositor import Compositor
 
             compositor = Compositor()
